@@ -1,0 +1,214 @@
+"""ML-Decoder: an attention-based classification head (Ridnik et al., 2021).
+
+Self-contained on purpose (imports only torch): copy this file into your own project to put the head on any
+backbone. Parameter names and shapes match the published checkpoints (`head.decoder.*`).
+
+A fixed set of G queries attends to the backbone's spatial tokens through one transformer-decoder layer
+(cross-attention and a feed-forward block, no self-attention); a group fully-connected layer then turns each
+query's output into K = ceil(num_classes / G) class logits. In zero-shot mode (zsl=1) the queries are
+projected word vectors of the classes being scored, and one shared vector turns each query into one logit.
+
+Two implementations give the same numbers:
+- 'fast' (default): the group FC is one batched matmul and attention runs through
+  `scaled_dot_product_attention`; in eval mode the query branch is computed once for the whole batch.
+- 'published': the published per-group Python loop and torch's MultiheadAttention module (for benchmarks).
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+HEAD_IMPLS = ('fast', 'published')
+
+
+class TransformerDecoderLayerOptimal(nn.Module):
+    """The published decoder layer: cross-attention + feed-forward, post-norm, no self-attention.
+
+    Note the first step, `norm1(t + dropout(t))`: the published layer adds the queries to themselves where a
+    standard layer would apply self-attention. The checkpoints were trained with it, so it stays.
+    """
+
+    def __init__(self, d_model, nhead=8, dim_feedforward=2048, dropout=0.1, layer_norm_eps=1e-5):
+        super().__init__()
+        # Registration order fixes the state-dict order of the published checkpoints.
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+
+    def _feed_forward(self, t):
+        t = self.norm2(t)
+        t2 = self.linear2(self.dropout(F.relu(self.linear1(t))))
+        return self.norm3(t + self.dropout3(t2))
+
+    def forward_published(self, tgt, memory):
+        """tgt [G, N, D], memory [L, N, D] (sequence first, as torch's decoder containers use)."""
+        tgt = self.norm1(tgt + self.dropout1(tgt))
+        tgt2 = self.multihead_attn(tgt, memory, memory)[0]
+        return self._feed_forward(tgt + self.dropout2(tgt2))
+
+    def forward(self, queries, memory):
+        """queries [G, D] (shared by the batch), memory [N, L, D] -> [N, G, D]."""
+        n = memory.shape[0]
+        if self.training and self.dropout1.p > 0:
+            # Dropout draws a separate mask per sample, so the query branch is per sample while training.
+            t = queries.unsqueeze(0).expand(n, -1, -1)
+            t = self.norm1(t + self.dropout1(t))
+        else:
+            t = self.norm1(queries + queries).unsqueeze(0)  # identical for every sample: compute once
+        attn = self.multihead_attn
+        d = t.shape[-1]
+        heads = attn.num_heads
+        w_q, w_kv = attn.in_proj_weight[:d], attn.in_proj_weight[d:]
+        b_q, b_kv = attn.in_proj_bias[:d], attn.in_proj_bias[d:]
+        q = F.linear(t, w_q, b_q)
+        k, v = F.linear(memory, w_kv, b_kv).chunk(2, dim=-1)
+        q = q.unflatten(-1, (heads, d // heads)).transpose(1, 2).expand(n, -1, -1, -1)
+        k = k.unflatten(-1, (heads, d // heads)).transpose(1, 2)
+        v = v.unflatten(-1, (heads, d // heads)).transpose(1, 2)
+        drop = attn.dropout if self.training else 0.0
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        o = attn.out_proj(o.transpose(1, 2).flatten(2))
+        return self._feed_forward(t + self.dropout2(o))
+
+
+class _DecoderStack(nn.Module):
+    """Holds what the published code hung on torch's TransformerDecoder, so keys read `decoder.*`."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layers = nn.ModuleList([layer])
+
+
+class MLDecoder(nn.Module):
+    def __init__(self, num_classes, num_of_groups=-1, decoder_embedding=768, initial_num_features=2048, zsl=0):
+        super().__init__()
+        num_groups = 100 if num_of_groups < 0 else num_of_groups
+        num_groups = min(num_groups, num_classes)
+        embed_dim = 768 if decoder_embedding < 0 else decoder_embedding
+        self.num_classes = num_classes
+        self.num_groups = num_groups
+        self.zsl = bool(zsl)
+        self.impl = 'fast'
+
+        decoder = _DecoderStack(TransformerDecoderLayerOptimal(embed_dim, nhead=8, dim_feedforward=2048,
+                                                               dropout=0.1))
+        decoder.embed_standart = nn.Linear(initial_num_features, embed_dim)
+        self.decoder = decoder
+        if self.zsl:
+            # Queries come from the word vectors of the classes being scored ([n, 300]); set at run time by
+            # update_wordvecs. A non-persistent buffer follows .to()/.half() and stays out of the state dict.
+            decoder.register_buffer('query_embed', None, persistent=False)
+            self.wordvec_proj = nn.Linear(300, embed_dim) if embed_dim != 300 else nn.Identity()
+            decoder.duplicate_pooling = nn.Parameter(torch.empty(embed_dim, 1))
+            decoder.duplicate_pooling_bias = nn.Parameter(torch.empty(1))
+            self.duplicate_factor = 1
+        else:
+            decoder.query_embed = nn.Embedding(num_groups, embed_dim)
+            decoder.query_embed.requires_grad_(False)  # the published queries are fixed, not learned
+            self.duplicate_factor = int(num_classes / num_groups + 0.999)
+            decoder.duplicate_pooling = nn.Parameter(torch.empty(num_groups, embed_dim, self.duplicate_factor))
+            decoder.duplicate_pooling_bias = nn.Parameter(torch.empty(num_classes))
+        nn.init.xavier_normal_(decoder.duplicate_pooling)
+        nn.init.constant_(decoder.duplicate_pooling_bias, 0)
+
+    def _queries(self):
+        if not self.zsl:
+            return self.decoder.query_embed.weight
+        wordvecs = self.decoder.query_embed
+        if wordvecs is None:
+            raise RuntimeError('zero-shot ML-Decoder has no word vectors: call update_wordvecs(model, ...) first')
+        return F.relu(self.wordvec_proj(wordvecs))
+
+    def _group_fc(self, h):
+        """h [N, G, D] -> logits [N, num_classes]."""
+        pool = self.decoder.duplicate_pooling
+        if self.impl == 'published':
+            out = torch.zeros(h.shape[0], h.shape[1], self.duplicate_factor, device=h.device, dtype=h.dtype)
+            for i in range(h.shape[1]):
+                w = pool if self.zsl else pool[i]
+                out[:, i, :] = h[:, i, :] @ w.to(h.dtype)
+        elif self.zsl:
+            out = h @ pool.to(h.dtype)
+        else:
+            out = torch.bmm(h.transpose(0, 1), pool.to(h.dtype)).transpose(0, 1)  # one matmul per group, batched
+        out = out.flatten(1)
+        if not self.zsl:
+            out = out[:, :self.num_classes]
+        return out + self.decoder.duplicate_pooling_bias.to(out.dtype)
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2) if x.dim() == 4 else x  # [N, C, H, W] -> [N, HW, C]
+        memory = F.relu(self.decoder.embed_standart(tokens))
+        queries = self._queries()
+        layer = self.decoder.layers[0]
+        if self.impl == 'published':
+            tgt = queries.unsqueeze(1).expand(-1, memory.shape[0], -1)
+            h = layer.forward_published(tgt, memory.transpose(0, 1)).transpose(0, 1)
+        else:
+            h = layer(queries.to(memory.dtype), memory)
+        return self._group_fc(h)
+
+
+def _ml_decoders(model):
+    return [m for m in model.modules() if isinstance(m, MLDecoder)]
+
+
+def set_head_impl(model, impl):
+    """Choose 'fast' or 'published' for every ML-Decoder head in `model` (same numbers, different speed)."""
+    if impl not in HEAD_IMPLS:
+        raise ValueError(f'head impl must be one of {HEAD_IMPLS}, got {impl!r}')
+    for head in _ml_decoders(model):
+        head.impl = impl
+    return model
+
+
+def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
+    """Set the word vectors ([300, n], as in `wordvec_array.pth`) that a zero-shot head scores.
+
+    Like the published helper: the train vectors if given, else the test vectors. They are stored transposed
+    ([n, 300]) on the head, on the device and in the dtype of the head's parameters.
+    """
+    wordvecs = train_wordvecs if train_wordvecs is not None else test_wordvecs
+    if wordvecs is None:
+        raise ValueError('update_wordvecs needs train_wordvecs or test_wordvecs')
+    if wordvecs.dim() != 2 or wordvecs.shape[0] != 300:
+        raise ValueError(f'word vectors must be [300, n], got {list(wordvecs.shape)}')
+    heads = [h for h in _ml_decoders(model) if h.zsl]
+    if not heads:
+        raise ValueError('update_wordvecs: the model has no zero-shot ML-Decoder head (zsl=1)')
+    for head in heads:
+        ref = head.decoder.duplicate_pooling
+        head.decoder.query_embed = wordvecs.t().to(device=ref.device, dtype=ref.dtype).contiguous()
+    return model
+
+
+def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0):
+    """Replace a model's classifier by an ML-Decoder, as the published helper did.
+
+    ResNet-style models (`global_pool` + `fc`): the pool becomes an identity and `fc` the head. Models with a
+    `head` (TResNet): `head` is replaced, `global_pool` (if any) becomes an identity. The model must expose
+    `num_features` (and `num_classes` when num_classes is -1).
+    """
+    if num_classes == -1:
+        num_classes = model.num_classes
+    head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
+                     initial_num_features=model.num_features, zsl=zsl)
+    if hasattr(model, 'global_pool') and hasattr(model, 'fc'):
+        model.global_pool = nn.Identity()
+        del model.fc
+        model.fc = head
+    elif hasattr(model, 'head'):
+        if hasattr(model, 'global_pool'):
+            model.global_pool = nn.Identity()
+        del model.head
+        model.head = head
+    else:
+        raise ValueError('add_ml_decoder_head: the model has neither (global_pool, fc) nor head to replace')
+    model.num_classes = num_classes
+    return model

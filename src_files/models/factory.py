@@ -1,0 +1,173 @@
+"""Model names -> backbones with their head, and checkpoint loading. Never downloads anything."""
+import argparse
+import os
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head
+from .tresnet import tresnet_l, tresnet_m, tresnet_xl
+
+TRESNETS = {'tresnet_m': tresnet_m, 'tresnet_l': tresnet_l, 'tresnet_xl': tresnet_xl}
+
+DEFAULTS = dict(model_name='tresnet_l', num_classes=80, use_ml_decoder=1, num_of_groups=-1, decoder_embedding=768,
+                zsl=0, model_path='', image_size=None)
+
+
+class TimmWithMLDecoder(nn.Module):
+    """Any timm backbone (features [N, C, H, W] or tokens [N, L, C]) followed by an ML-Decoder head."""
+
+    def __init__(self, body: nn.Module, head: MLDecoder):
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.num_features = body.num_features
+        self.num_classes = head.num_classes
+
+    def forward(self, x):
+        return self.head(self.body.forward_features(x))
+
+
+def _timm_backbone(name, image_size, **kwargs):
+    import timm  # only needed for non-TResNet backbones
+    if not timm.is_model(name):
+        raise UserError(f"unknown model name '{name}': use one of {', '.join(TRESNETS)} or a timm model name "
+                        "(see timm.list_models())")
+    if image_size:
+        try:
+            return timm.create_model(name, pretrained=False, img_size=image_size, **kwargs)
+        except TypeError:  # CNNs take any size and have no img_size argument
+            pass
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def create_model(args=None, load_head=False, **kwargs):
+    """Build a model by name, attach an ML-Decoder head and load `model_path` if one is given.
+
+    `args` is the published argparse namespace (model_name, num_classes, use_ml_decoder, num_of_groups,
+    decoder_embedding, zsl, model_path); keyword arguments fill in or override its fields.
+    load_head=False loads a pretrained backbone non-strictly (skipping the old classifier `head.fc`), like the
+    published fine-tuning; load_head=True loads the whole model strictly.
+    """
+    cfg = dict(DEFAULTS)
+    if args is not None:
+        cfg.update({k: v for k, v in vars(args).items() if k in DEFAULTS})
+    cfg.update(kwargs)
+    cfg = argparse.Namespace(**cfg)
+    name = cfg.model_name.lower()
+    num_classes = int(cfg.num_classes)
+
+    if name in TRESNETS:
+        model = TRESNETS[name](num_classes=num_classes)
+        if cfg.use_ml_decoder:
+            add_ml_decoder_head(model, num_classes=num_classes, num_of_groups=cfg.num_of_groups,
+                                decoder_embedding=cfg.decoder_embedding, zsl=cfg.zsl)
+    elif cfg.use_ml_decoder:
+        body = _timm_backbone(name, cfg.image_size, num_classes=0, global_pool='')
+        head = MLDecoder(num_classes, num_of_groups=cfg.num_of_groups, decoder_embedding=cfg.decoder_embedding,
+                         initial_num_features=body.num_features, zsl=cfg.zsl)
+        model = TimmWithMLDecoder(body, head)
+    else:
+        model = _timm_backbone(name, cfg.image_size, num_classes=num_classes)
+    model.num_classes = num_classes
+
+    if cfg.model_path:
+        state_dict, _ = load_checkpoint(cfg.model_path)
+        load_model_weights(model, state_dict, strict=load_head, model_name=name)
+    return model
+
+
+def load_checkpoint(path, map_location='cpu'):
+    """Read a checkpoint file -> (state_dict, extras).
+
+    Accepts a bare state dict or one stored under 'model' or 'state_dict' (model-zoo files, our training
+    runs); `extras` holds the file's other entries (e.g. 'idx_to_class').
+    """
+    if not path or not os.path.isfile(path):
+        raise UserError(f'checkpoint not found: {path} (give a local path with --model-path; nothing is downloaded)')
+    try:
+        try:
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as safe_error:
+            if 'weights_only' not in str(safe_error) and 'Unsupported global' not in str(safe_error):
+                raise
+            obj = torch.load(path, map_location=map_location, weights_only=False)  # our own latest.pth
+    except Exception as e:
+        raise UserError(f'{path} is not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})')
+    extras = {}
+    if isinstance(obj, dict) and isinstance(obj.get('model'), dict):
+        state_dict, extras = obj['model'], {k: v for k, v in obj.items() if k != 'model'}
+    elif isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
+        state_dict, extras = obj['state_dict'], {k: v for k, v in obj.items() if k != 'state_dict'}
+    else:
+        state_dict = obj
+    if not isinstance(state_dict, dict) or not state_dict or \
+            not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise UserError(f'{path} holds no model weights: expected a state dict, or one under "model" or "state_dict"')
+    return _strip_wrappers(state_dict), extras
+
+
+def _strip_wrappers(state_dict):
+    """Drop the key prefixes that DistributedDataParallel ('module.') and torch.compile ('_orig_mod.') add."""
+    out = {}
+    for k, v in state_dict.items():
+        for prefix in ('module.', '_orig_mod.'):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def _class_count(state_dict):
+    for key in ('head.decoder.duplicate_pooling_bias', 'fc.decoder.duplicate_pooling_bias', 'head.fc.bias'):
+        if key in state_dict and state_dict[key].numel() > 1:
+            return state_dict[key].numel()
+    return None
+
+
+def load_model_weights(model, state_dict, strict=True, model_name=''):
+    """Load `state_dict` into `model`; on any mismatch raise a UserError naming the keys and the model expected.
+
+    strict=True: every key must match in name and shape (a missing `num_batches_tracked` is tolerated: older
+    tools did not save it). strict=False (fine-tuning): the old classifier `head.fc.*` is skipped, head tensors
+    of another shape are skipped, and the backbone must match.
+    """
+    what = model_name or type(model).__name__
+    own = model.state_dict()
+    if not any(k in own for k in state_dict) and any('body.' + k in own for k in state_dict):
+        state_dict = {'body.' + k: v for k, v in state_dict.items()}  # a bare timm backbone checkpoint
+
+    theirs_classes, our_classes = _class_count(state_dict), getattr(model, 'num_classes', None)
+    if strict and theirs_classes and our_classes and theirs_classes != our_classes and \
+            _class_count(own) == our_classes:
+        raise UserError(f'the checkpoint has {theirs_classes} classes but the model was built for {our_classes} '
+                        f'(set --num-classes {theirs_classes})')
+
+    def is_head(k):
+        return k.startswith(('head.', 'fc.'))
+
+    mismatched = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if strict:
+        missing = [k for k in own if k not in state_dict and not k.endswith('num_batches_tracked')]
+        unexpected = [k for k in state_dict if k not in own]
+        to_load = state_dict
+    else:
+        skipped = [k for k in mismatched if is_head(k)]
+        mismatched = [k for k in mismatched if not is_head(k)]
+        missing = [k for k in own if k not in state_dict and not is_head(k) and not k.endswith('num_batches_tracked')]
+        unexpected = []
+        to_load = {k: v for k, v in state_dict.items()
+                   if k in own and not k.startswith('head.fc.') and k not in skipped and k not in mismatched}
+        if skipped:
+            print(f'note: not loading {len(skipped)} head tensors of another shape (e.g. {skipped[0]})')
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (('missing', missing), ('unexpected', unexpected), ('shape-mismatched', mismatched)):
+            if keys:
+                shown = ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
+                parts.append(f'{len(keys)} {label} keys: {shown}')
+        raise UserError(f'checkpoint does not fit {what}: ' + '; '.join(parts) +
+                        ' (is it a checkpoint of another model? check --model-name and the head flags)')
+    result = model.load_state_dict(to_load, strict=False)
+    return result

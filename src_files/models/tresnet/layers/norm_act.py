@@ -1,0 +1,69 @@
+"""A pure-PyTorch stand-in for the compiled `inplace_abn` package's InPlaceABN (same parameters, same math).
+
+InPlaceABN scales by |weight| + eps, not by weight: eval computes
+    y = act((x - running_mean) / sqrt(running_var + eps) * (|w| + eps) + b)
+and training uses batch statistics and updates the running variance with the unbiased batch variance, as
+BatchNorm does. So it is BatchNorm with the scale |w| + eps, followed by the activation.
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class _AbsSignAtZeroPositive(torch.autograd.Function):
+    """|w| whose gradient is +1 at w = 0 (torch.abs gives 0 there, freezing zero-initialised norms).
+
+    The compiled package negates the weight gradient only where w < 0, so a weight initialised at 0 moves.
+    """
+
+    @staticmethod
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        return w.abs()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        return torch.where(w < 0, -grad, grad)
+
+
+def abn_scale(weight, eps):
+    return _AbsSignAtZeroPositive.apply(weight) + eps
+
+
+class NormAct2d(nn.Module):
+    """InPlaceABN-compatible batch norm + activation ('leaky_relu' with `activation_param` slope, or 'identity')."""
+
+    def __init__(self, num_features, activation='leaky_relu', activation_param=0.01, eps=1e-5, momentum=0.1):
+        super().__init__()
+        if activation not in ('leaky_relu', 'identity'):
+            raise ValueError(f'unsupported activation {activation!r}')
+        self.num_features = num_features
+        self.activation = activation
+        self.activation_param = activation_param
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer('running_mean', torch.zeros(num_features))
+        self.register_buffer('running_var', torch.ones(num_features))
+        self.register_buffer('num_batches_tracked', torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        x = F.batch_norm(x, self.running_mean, self.running_var, abn_scale(self.weight, self.eps), self.bias,
+                         self.training, self.momentum, self.eps)
+        if self.activation == 'leaky_relu':
+            return F.leaky_relu(x, self.activation_param)
+        return x
+
+    def make_activation(self):
+        """The activation alone, as a module (what remains once the norm is folded into its convolution)."""
+        if self.activation == 'leaky_relu':
+            return nn.LeakyReLU(self.activation_param)
+        return nn.Identity()
+
+    def extra_repr(self):
+        return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}, activation={self.activation}' + (
+            f'({self.activation_param})' if self.activation == 'leaky_relu' else '')
