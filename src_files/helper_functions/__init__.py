@@ -1,0 +1,1 @@
+"""Metrics, model EMA, optimizer parameter groups and train/val image transforms."""
