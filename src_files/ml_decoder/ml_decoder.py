@@ -195,20 +195,19 @@ def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embeddi
     `head` (TResNet): `head` is replaced, `global_pool` (if any) becomes an identity. The model must expose
     `num_features` (and `num_classes` when num_classes is -1).
     """
+    if hasattr(model, 'global_pool') and hasattr(model, 'fc'):
+        slot = 'fc'
+    elif hasattr(model, 'head'):
+        slot = 'head'
+    else:
+        raise ValueError('add_ml_decoder_head: the model has neither (global_pool, fc) nor head to replace')
     if num_classes == -1:
         num_classes = model.num_classes
     head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
                      initial_num_features=model.num_features, zsl=zsl)
-    if hasattr(model, 'global_pool') and hasattr(model, 'fc'):
+    if hasattr(model, 'global_pool'):
         model.global_pool = nn.Identity()
-        del model.fc
-        model.fc = head
-    elif hasattr(model, 'head'):
-        if hasattr(model, 'global_pool'):
-            model.global_pool = nn.Identity()
-        del model.head
-        model.head = head
-    else:
-        raise ValueError('add_ml_decoder_head: the model has neither (global_pool, fc) nor head to replace')
+    delattr(model, slot)
+    setattr(model, slot, head)
     model.num_classes = num_classes
     return model

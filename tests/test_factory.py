@@ -1,0 +1,104 @@
+"""create_model and checkpoint loading: round trips, fine-tuning loads, and the errors for bad checkpoints."""
+import pytest
+import torch
+
+from src_files.errors import UserError
+from src_files.models import create_model, load_checkpoint, load_model_weights
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return create_model(model_name='tresnet_m', num_classes=6, decoder_embedding=64).eval()
+
+
+def _logits(m, x):
+    with torch.no_grad():
+        return m.eval()(x)
+
+
+def perturbed(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    return model
+
+
+@pytest.mark.parametrize('layout', ['zoo', 'state_dict', 'ddp_without_batches_tracked'])
+def test_checkpoint_round_trip(model, tmp_path, layout):
+    perturbed(model)
+    sd = model.state_dict()
+    if layout == 'ddp_without_batches_tracked':  # a DistributedDataParallel bare state dict from an older tool
+        sd = {'module.' + k: v for k, v in sd.items() if not k.endswith('num_batches_tracked')}
+    obj = {'zoo': {'model': sd, 'idx_to_class': {i: f'c{i}' for i in range(6)}},
+           'state_dict': {'state_dict': sd, 'epoch': 3}}.get(layout, sd)
+    path = tmp_path / 'ckpt.pth'
+    torch.save(obj, path)
+    loaded = create_model(model_name='tresnet_m', num_classes=6, decoder_embedding=64, model_path=str(path),
+                          load_head=True)
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(_logits(loaded, x), _logits(model, x), rtol=0, atol=0)
+    _, extras = load_checkpoint(str(path))
+    if layout == 'zoo':
+        assert extras['idx_to_class'][5] == 'c5'
+
+
+def test_fine_tuning_load_skips_the_old_classifier(tmp_path):
+    torch.manual_seed(1)
+    pretrained = create_model(model_name='tresnet_m', num_classes=11, use_ml_decoder=0)  # like a 21K backbone
+    path = tmp_path / 'backbone.pth'
+    torch.save({'model': pretrained.state_dict()}, path)
+    model = create_model(model_name='tresnet_m', num_classes=4, decoder_embedding=64, model_path=str(path))
+    ours, theirs = model.state_dict(), pretrained.state_dict()
+    body = [k for k in theirs if k.startswith('body.')]
+    assert body and all(torch.equal(ours[k], theirs[k]) for k in body)
+    assert 'head.fc.weight' not in ours
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match='checkpoint not found: .*nope.pth'):
+        create_model(model_name='tresnet_m', num_classes=3, model_path=str(tmp_path / 'nope.pth'))
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / 'notes.txt'
+    path.write_text('hello, not weights')
+    with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+        load_checkpoint(str(path))
+    torch.save({'epoch': 3, 'lr': 0.1}, tmp_path / 'no_weights.pth')
+    with pytest.raises(UserError, match='holds no model weights'):
+        load_checkpoint(str(tmp_path / 'no_weights.pth'))
+
+
+def test_checkpoint_of_another_architecture(model, tmp_path):
+    other = create_model(model_name='resnet18', num_classes=6, decoder_embedding=64)
+    with pytest.raises(UserError, match=r'does not fit tresnet_m: .*missing keys.*unexpected keys'):
+        load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
+    with pytest.raises(UserError, match='does not fit tresnet_m'):
+        load_model_weights(model, other.state_dict(), strict=False, model_name='tresnet_m')
+
+
+def test_checkpoint_with_another_class_count(model):
+    other = create_model(model_name='tresnet_m', num_classes=9, decoder_embedding=64)
+    with pytest.raises(UserError, match='has 9 classes but the model was built for 6'):
+        load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
+
+
+def test_wrong_head_size_is_named(model):
+    other = create_model(model_name='tresnet_m', num_classes=6, decoder_embedding=128)
+    with pytest.raises(UserError, match='shape-mismatched keys: head.decoder'):
+        load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
+
+
+def test_unknown_model_name():
+    with pytest.raises(UserError, match="unknown model name 'tresnet_q'"):
+        create_model(model_name='tresnet_q', num_classes=3)
+
+
+def test_timm_backbones_with_the_head():
+    cnn = create_model(model_name='resnet18', num_classes=5, num_of_groups=2, decoder_embedding=64).eval()
+    assert _logits(cnn, torch.rand(2, 3, 64, 64)).shape == (2, 5)
+    vit = create_model(model_name='vit_tiny_patch16_224', num_classes=5, decoder_embedding=64, image_size=64)
+    assert _logits(vit, torch.rand(2, 3, 64, 64)).shape == (2, 5)
+    plain = create_model(model_name='resnet18', num_classes=5, use_ml_decoder=0).eval()
+    assert _logits(plain, torch.rand(1, 3, 64, 64)).shape == (1, 5)

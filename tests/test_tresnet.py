@@ -1,0 +1,145 @@
+"""TResNet and its InPlaceABN-compatible norm layer: math, training statistics, gradients, init, sizes."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src_files.models import create_model, fold_norm_layers
+from src_files.models.tresnet import Bottleneck, BasicBlock, tresnet_l, tresnet_m, tresnet_xl
+from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth
+
+
+def randomized_norm(c, activation='leaky_relu', slope=0.01):
+    torch.manual_seed(1)
+    norm = NormAct2d(c, activation=activation, activation_param=slope).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(c))          # random signs: the scale is |w| + eps
+        norm.bias.copy_(torch.randn(c) * 0.1)
+        norm.running_mean.copy_(torch.randn(c) * 0.1)
+        norm.running_var.copy_(torch.rand(c) + 0.5)
+    return norm
+
+
+def test_norm_eval_math():
+    norm = randomized_norm(6).eval()
+    x = torch.randn(3, 6, 4, 5, dtype=torch.float64)
+    view = (1, -1, 1, 1)
+    y = (x - norm.running_mean.view(view)) / torch.sqrt(norm.running_var.view(view) + 1e-5)
+    y = y * (norm.weight.abs() + 1e-5).view(view) + norm.bias.view(view)
+    torch.testing.assert_close(norm(x), F.leaky_relu(y, 0.01), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(norm(x), F.leaky_relu(F.batch_norm(
+        x, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.1, 1e-5), 0.01))
+
+
+def test_norm_training_uses_batch_stats_and_updates_running_stats_unbiased():
+    norm = randomized_norm(4, activation='identity').train()
+    rm0, rv0 = norm.running_mean.clone(), norm.running_var.clone()
+    x = torch.randn(5, 4, 3, 3, dtype=torch.float64) * 2 + 1
+    y = norm(x)
+    mean = x.mean((0, 2, 3))
+    var_biased = x.var((0, 2, 3), unbiased=False)
+    var_unbiased = x.var((0, 2, 3), unbiased=True)
+    expected = (x - mean.view(1, -1, 1, 1)) / torch.sqrt(var_biased.view(1, -1, 1, 1) + 1e-5)
+    expected = expected * (norm.weight.abs() + 1e-5).view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(norm.running_mean, 0.9 * rm0 + 0.1 * mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(norm.running_var, 0.9 * rv0 + 0.1 * var_unbiased, rtol=1e-12, atol=1e-12)
+    assert norm.num_batches_tracked.item() == 1
+
+
+def test_norm_weight_gradient_sign_is_plus_one_at_zero():
+    norm = randomized_norm(3, activation='identity').eval()
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.0, -0.7, 0.4]))
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64)
+    norm(x).sum().backward()
+    xhat = (x - norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(norm.running_var.view(1, -1, 1, 1) + 1e-5)
+    d_scale = xhat.sum((0, 2, 3))
+    torch.testing.assert_close(norm.weight.grad, d_scale * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
+    assert norm.weight.grad[0] != 0  # a zero-initialised norm must be able to move
+
+
+def test_zero_init_of_the_last_norm_of_each_block():
+    model = tresnet_m(num_classes=10)
+    blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    assert len(blocks) == 3 + 4 + 11 + 3
+    for block in blocks:
+        assert torch.all(block.last_norm().weight == 0)
+        assert torch.all(block.conv1[0][1].weight == 1) if isinstance(block.conv1[0], torch.nn.Sequential) \
+            else torch.all(block.conv1[1].weight == 1)
+
+
+def test_running_stats_after_a_training_forward_match_the_conv_outputs():
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=5).double()
+    norms = [m for m in model.modules() if isinstance(m, NormAct2d)]
+    watched = norms[:3] + norms[-3:]
+    inputs = {}
+    hooks = [n.register_forward_pre_hook(lambda mod, args: inputs.__setitem__(mod, args[0].detach().clone()))
+             for n in watched]
+    model.train()
+    before = {n: (n.running_mean.clone(), n.running_var.clone()) for n in watched}
+    model(torch.rand(3, 3, 64, 64, dtype=torch.float64))
+    for h in hooks:
+        h.remove()
+    for n in watched:
+        x = inputs[n]
+        rm, rv = before[n]
+        torch.testing.assert_close(n.running_mean, 0.9 * rm + 0.1 * x.mean((0, 2, 3)), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(n.running_var, 0.9 * rv + 0.1 * x.var((0, 2, 3), unbiased=True),
+                                   rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope='module')
+def model_and_folded():
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=7).eval()
+    with torch.no_grad():
+        for n in model.modules():
+            if isinstance(n, NormAct2d):
+                n.weight.normal_()
+                n.running_var.uniform_(0.5, 1.5)
+    return model, fold_norm_layers(copy.deepcopy(model))
+
+
+@pytest.mark.parametrize('size', [64, 100, 200])
+def test_sizes_that_are_not_multiples_of_32(model_and_folded, size):
+    model, folded_model = model_and_folded
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        out = model(x)
+        folded = folded_model(x)
+    assert out.shape == (2, 7)
+    torch.testing.assert_close(folded, out, rtol=1e-4, atol=1e-4)
+
+
+def test_size_not_divisible_by_4_is_a_clear_error():
+    with pytest.raises(ValueError, match='divisible by 4'):
+        SpaceToDepth()(torch.rand(1, 3, 66, 64))
+
+
+def test_space_to_depth_layout():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    y = SpaceToDepth()(x)
+    assert y.shape == (2, 48, 2, 2)
+    # channel index = (row offset * 4 + col offset) * C + c
+    assert y[1, (2 * 4 + 3) * 3 + 1, 1, 0] == x[1, 1, 4 + 2, 0 + 3]
+
+
+@pytest.mark.parametrize('factory,blocks,bottleneck_stages', [(tresnet_l, [3, 4, 23, 3], 4),
+                                                               (tresnet_xl, [3, 8, 34, 5], 4)])
+def test_large_variants_structure(factory, blocks, bottleneck_stages):
+    model = factory(num_classes=3)
+    assert model.num_features == 2048
+    for i, n in enumerate(blocks):
+        layer = getattr(model.body, f'layer{i + 1}')
+        assert len(layer) == n and all(isinstance(b, Bottleneck) for b in layer)
+    keys = model.state_dict().keys()
+    assert 'body.layer1.0.downsample.0.0.weight' in keys      # stride-1 shortcut: a single conv_abn
+    assert 'body.layer2.0.downsample.1.0.weight' in keys      # stride 2: avg-pool first
+    assert 'body.layer2.0.conv2.0.0.weight' in keys           # anti-aliased conv2 in a Bottleneck
+    assert not any(k.endswith('filt') for k in keys)          # the blur filter is not saved
+    assert 'body.layer4.0.se.fc1.weight' not in keys          # no squeeze-excite in stage 4
+    assert model.body.layer1[0].se.fc1.out_channels == 64     # max(64 * 4 // 8, 64)
+    assert model.body.layer3[0].se.fc1.out_channels == 128    # max(256 * 4 // 8, 64)
