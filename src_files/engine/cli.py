@@ -1,0 +1,152 @@
+"""Argument parsing shared by the scripts, and `run_main`, which turns user errors into one line on stderr.
+
+Every parser uses ArgumentDefaultsHelpFormatter, so `--help` shows each flag's default. `parse_args` also
+returns the set of flags the user typed, so that `--demo`, `--resume` and checkpoint metadata can fill in the
+other ones without overriding what the user asked for.
+"""
+import argparse
+import errno
+import os
+import sys
+
+import torch
+
+from src_files.errors import UserError
+
+_UNSET = object()
+
+
+def make_parser(description):
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def default_device():
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def default_workers():
+    return min(8, os.cpu_count() or 1)
+
+
+def parse_args(parser, argv=None):
+    """(args, explicit): the parsed namespace and the set of destinations the user gave on the command line."""
+    args = parser.parse_args(argv)
+    dests = {a.dest for a in parser._actions if a.dest not in ('help', argparse.SUPPRESS)}
+    probe = argparse.Namespace(**{d: _UNSET for d in dests})
+    parser.parse_args(argv, namespace=probe)
+    explicit = {d for d in dests if getattr(probe, d) is not _UNSET}
+    return args, explicit
+
+
+def fill_defaults(args, explicit, values, note=None):
+    """Set each field of `values` on `args` unless the user gave it; returns the names that were filled."""
+    filled = []
+    for key, value in values.items():
+        if key not in explicit and getattr(args, key, _UNSET) != value:
+            setattr(args, key, value)
+            filled.append(key)
+    if note and filled:
+        print(f"{note}: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)
+    return filled
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Argument groups used by several scripts.
+
+def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups=-1, zsl=0,
+                   num_classes_help=None):
+    g = parser.add_argument_group('model')
+    g.add_argument('--model-name', default=model_name,
+                   help="backbone: tresnet_m, tresnet_l, tresnet_xl or a timm model name")
+    g.add_argument('--num-classes', type=int, default=None,
+                   help=num_classes_help or "number of classes (None = the dataset's / checkpoint's count)")
+    g.add_argument('--image-size', type=int, default=image_size, help="input images are resized to this square")
+    g.add_argument('--use-ml-decoder', type=int, default=1, choices=(0, 1),
+                   help="1: ML-Decoder head; 0: global average pooling + fully-connected layer")
+    g.add_argument('--num-of-groups', type=int, default=num_of_groups,
+                   help="ML-Decoder query groups (-1 = min(100, num classes))")
+    g.add_argument('--decoder-embedding', type=int, default=768, help="ML-Decoder embedding width")
+    g.add_argument('--zsl', type=int, default=zsl, choices=(0, 1),
+                   help="1: zero-shot head whose queries are the classes' word vectors")
+    return g
+
+
+def add_speed_args(parser, training=True):
+    """Fast-path switches (SPEC/issue 4). They only act on CUDA; on CPU they change nothing."""
+    g = parser.add_argument_group('speed (CUDA only; each part can be switched off)')
+    g.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
+                   help="channels-last memory format for the model and its inputs")
+    g.add_argument('--head-impl', choices=('fast', 'published'), default='fast',
+                   help="ML-Decoder head: one batched group-FC matmul and fused attention, or the published "
+                        "per-group loop (same numbers)")
+    if training:
+        g.add_argument('--fused-optimizer', action=argparse.BooleanOptionalAction, default=True,
+                       help="Adam with fused=True")
+    g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
+                   help="let cuDNN pick the fastest convolution algorithms")
+    g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the model (its first step takes minutes; that time is reported)")
+    return g
+
+
+def add_device_arg(parser):
+    parser.add_argument('--device', default=default_device(),
+                        help="cpu, cuda or cuda:N (the default is cuda when a GPU is visible)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Errors -> one line.
+
+def _one_line(message):
+    """The user-facing line of an error message.
+
+    Exceptions raised in DataLoader workers come back with the worker's traceback in the message; the last
+    line of it is the original message.
+    """
+    text = str(message).strip()
+    if 'Traceback (most recent call last)' in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        for prefix in ('src_files.errors.UserError: ', 'UserError: '):
+            if last.startswith(prefix):
+                last = last[len(prefix):]
+        if ': ' in last and last.split(': ', 1)[0].replace('.', '').isidentifier() and \
+                last.split(': ', 1)[0].split('.')[-1].endswith('Error'):
+            last = last.split(': ', 1)[1]
+        text = last
+    return ' '.join(text.split())
+
+
+def describe_os_error(error):
+    parts = [error.strerror or str(error) or type(error).__name__]
+    if error.filename:
+        parts.append(str(error.filename))
+    if getattr(error, 'filename2', None):
+        parts.append(str(error.filename2))
+    text = ': '.join(parts)
+    if error.errno == errno.ENOSPC:
+        text += ' (free some disk space)'
+    return text
+
+
+def run_main(main, argv=None):
+    """Run `main(argv)` and exit with its return code; user errors print `error: <message>` and exit 1."""
+    from src_files.engine import distributed
+    code = 0
+    try:
+        code = main(argv) or 0
+    except UserError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr, flush=True)
+        code = 1
+    except OSError as error:  # missing / unwritable paths, full disk, ...
+        print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr, flush=True)
+        code = 1
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory: lower --batch-size (or --image-size)", file=sys.stderr, flush=True)
+        code = 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        code = 130
+    finally:
+        distributed.cleanup()
+    sys.stdout.flush()
+    sys.exit(code)

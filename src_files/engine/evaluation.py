@@ -1,0 +1,63 @@
+"""Scoring a dataset: sigmoid outputs for every image exactly once, across any number of processes."""
+import contextlib
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from src_files.engine import distributed
+from src_files.helper_functions.metrics import mAP, threshold_metrics
+
+
+def autocast(device, dtype):
+    """torch.autocast for dtype (None = full precision)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dtype=None, channels_last=False,
+            desc='validate'):
+    """(scores, targets): numpy [N, C] sigmoid scores and targets of the whole `dataset`, in dataset order.
+
+    Each rank scores every world_size-th image (no padding, so nothing is counted twice) and the rows are
+    gathered on every rank. `amp_dtype` runs the forward under autocast; `input_dtype` casts the inputs (for a
+    model converted with .half()).
+    """
+    device = info.device
+    indices = distributed.shard_indices(len(dataset), info)
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == 'cuda', drop_last=False)
+    was_training = module.training
+    module.eval()
+    scores, targets = [], []
+    bar = tqdm(loader, desc=desc, disable=not info.is_main, leave=False, dynamic_ncols=True, mininterval=1.0)
+    for images, target in bar:
+        images = images.to(device, non_blocking=True)
+        if input_dtype is not None:
+            images = images.to(input_dtype)
+        if channels_last and device.type == 'cuda':
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp_dtype):
+            logits = module(images)
+        scores.append(torch.sigmoid(logits.float()))
+        targets.append(target)
+    bar.close()
+    module.train(was_training)
+    if scores:
+        scores = torch.cat(scores).cpu().numpy()
+        targets = torch.cat(targets).numpy().astype(np.float32)
+    else:
+        num_classes = len(getattr(dataset, 'class_names', [])) or 1
+        scores = np.zeros((0, num_classes), np.float32)
+        targets = np.zeros((0, num_classes), np.float32)
+    return distributed.gather_rows(info, indices, scores, targets)
+
+
+def multilabel_metrics(scores, targets, thr=0.75):
+    """mAP plus the threshold metrics CP, CR, CF1, OP, OR, OF1, all in percent."""
+    out = {'mAP': mAP(targets, scores)}
+    out.update(threshold_metrics(targets, scores, thr))
+    return out

@@ -1,0 +1,120 @@
+"""Loading a checkpoint for validate.py and infer.py: model-zoo files, bare state dicts and our best.pth.
+
+Head settings that the flags leave at their defaults are read from the checkpoint itself (class count, query
+groups, embedding width, and for our own best.pth also the model name and image size), so that
+`validate.py --model-path best.pth` needs no other flag. A flag given explicitly always wins; if it does not
+fit the checkpoint the loader says so.
+"""
+import argparse
+
+import torch
+
+from src_files.engine import cli
+from src_files.errors import UserError
+
+META_KEYS = ('model_name', 'image_size', 'use_ml_decoder', 'num_of_groups', 'decoder_embedding', 'zsl')
+
+
+def add_inference_speed_args(parser):
+    g = cli.add_speed_args(parser, training=False)
+    g.add_argument('--fold-norms', action=argparse.BooleanOptionalAction, default=True,
+                   help="fold the norm layers into the convolutions (same outputs, faster)")
+    g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32'), default='auto',
+                   help="dtype of the weights and inputs; auto = fp16 on CUDA (as published), fp32 on CPU")
+
+
+def _head_shape(state_dict):
+    """What the state dict says about the head: {'use_ml_decoder', 'num_classes', 'num_of_groups',
+    'decoder_embedding', 'zsl'} (only the fields it determines)."""
+    out = {}
+    for prefix in ('head.decoder.', 'fc.decoder.'):
+        if prefix + 'duplicate_pooling' in state_dict:
+            pool = state_dict[prefix + 'duplicate_pooling']
+            out['use_ml_decoder'] = 1
+            if pool.dim() == 2:  # zsl: [D, 1]
+                out['zsl'] = 1
+                out['decoder_embedding'] = int(pool.shape[0])
+            else:
+                out['zsl'] = 0
+                out['num_of_groups'] = int(pool.shape[0])
+                out['decoder_embedding'] = int(pool.shape[1])
+                out['num_classes'] = int(state_dict[prefix + 'duplicate_pooling_bias'].numel())
+            return out
+    for key in ('head.fc.weight', 'fc.weight', 'head.weight'):
+        if key in state_dict and state_dict[key].dim() == 2:
+            out['use_ml_decoder'] = 0
+            out['num_classes'] = int(state_dict[key].shape[0])
+            return out
+    return out
+
+
+def resolve_precision(precision, device):
+    if precision == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32}[precision]
+    if dtype == torch.float16 and device.type == 'cpu':
+        print("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there", flush=True)
+    return dtype
+
+
+def load_model(args, explicit, device, wordvecs_for_zsl=None):
+    """(model ready for inference, class names, extras) for args.model_path.
+
+    Fills args fields the user did not give from the checkpoint; raises UserError on any mismatch.
+    """
+    from src_files.ml_decoder.ml_decoder import set_head_impl
+    from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
+
+    state_dict, extras = load_checkpoint(args.model_path)
+    meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
+    from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
+    cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
+    shape = {k: v for k, v in _head_shape(state_dict).items() if hasattr(args, k)}
+    filled = cli.fill_defaults(args, explicit, shape)
+    if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
+        print("head from the checkpoint: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)
+
+    idx_to_class = extras.get('idx_to_class')
+    class_names = None
+    if isinstance(idx_to_class, dict) and idx_to_class:
+        try:
+            items = sorted((int(k), str(v)) for k, v in idx_to_class.items())
+            class_names = [v for _, v in items]
+        except (TypeError, ValueError):
+            class_names = None
+    if getattr(args, 'num_classes', None) is None:
+        if args.zsl:  # a zero-shot head scores however many word vectors it is given
+            args.num_classes = len(class_names) if class_names else 925
+        elif class_names:
+            args.num_classes = len(class_names)
+        else:
+            raise UserError(f"cannot tell the number of classes of {args.model_path}: give --num-classes")
+    if args.zsl and not args.use_ml_decoder:
+        raise UserError("--zsl 1 needs --use-ml-decoder 1")
+
+    model = create_model(args, load_head=True, model_path='')
+    load_model_weights(model, state_dict, strict=True, model_name=args.model_name)
+    if class_names and len(class_names) != args.num_classes and not args.zsl:
+        class_names = None
+    if not class_names and not args.zsl:
+        class_names = [str(i) for i in range(args.num_classes)]
+
+    model.eval()
+    if getattr(args, 'fold_norms', True):
+        model = fold_norm_layers(model)
+    dtype = resolve_precision(getattr(args, 'precision', 'auto'), device)
+    model = model.to(device=device, dtype=dtype)
+    channels_last = device.type == 'cuda' and getattr(args, 'channels_last', False)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = bool(getattr(args, 'cudnn_benchmark', True))
+    set_head_impl(model, getattr(args, 'head_impl', 'fast'))
+    return model, class_names, dtype, channels_last
+
+
+def maybe_compile(model, enabled):
+    if not enabled:
+        return model
+    return torch.compile(model)
+

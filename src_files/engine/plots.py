@@ -1,0 +1,60 @@
+"""metrics.csv and the PNG of the loss and mAP curves of a training run."""
+import csv
+import io
+
+from src_files.engine.checkpoint import atomic_write_text
+
+
+def write_metrics_csv(path, history):
+    """All epochs so far, one row each (rewritten whole each epoch, so it always matches latest.pth)."""
+    if not history:
+        return
+    fields = list(history[0].keys())
+    for row in history[1:]:
+        fields += [k for k in row if k not in fields]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: _fmt(row.get(k, '')) for k in fields})
+    atomic_write_text(buf.getvalue(), path)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f'{value:.6g}'
+    return value
+
+
+def plot_history(path, history, title=''):
+    """Two panels: mean training loss per epoch, and mAP of the model and its EMA per epoch."""
+    if not history:
+        return
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row['epoch'] for row in history]
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [row['loss'] for row in history], marker='o')
+    ax_loss.set_xlabel('epoch')
+    ax_loss.set_ylabel('training loss (mean per batch)')
+    ax_loss.grid(alpha=0.3)
+    for key, label in (('mAP', 'model'), ('mAP_ema', 'EMA')):
+        if key in history[0]:
+            ax_map.plot(epochs, [row[key] for row in history], marker='o', label=label)
+    ax_map.set_xlabel('epoch')
+    ax_map.set_ylabel('validation mAP (%)')
+    ax_map.grid(alpha=0.3)
+    ax_map.legend()
+    for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    import os
+    os.replace(tmp, path)

@@ -1,0 +1,65 @@
+"""Train ML-Decoder on MS-COCO 2014 (multi-label), the published recipe; on CPU, one GPU or several (torchrun).
+
+    python train.py --demo                                   # built-in demo data, a few minutes on a CPU
+    python train.py --data /path/to/coco --model-path tresnet_l_21k.pth
+    torchrun --nproc_per_node 8 train.py --data /path/to/coco --model-path tresnet_l_21k.pth
+"""
+from src_files.engine import cli, distributed, trainer
+from src_files.engine.evaluation import predict
+from src_files.errors import UserError
+
+DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epochs=8, lr=1e-3,
+                     output_dir='outputs/demo')
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__.split('\n')[0])
+    trainer.add_train_args(parser, data='data/coco', model_name='tresnet_l', image_size=448, batch_size=56, lr=1e-4,
+                           weight_decay=1e-4, num_of_groups=-1, zsl=0, output_dir='outputs/coco',
+                           num_classes_help="number of classes (None = as many as the annotation file has)")
+    return parser
+
+
+def main(argv=None):
+    args, explicit = cli.parse_args(build_parser(), argv)
+    from src_files.data import coco_datasets, demo_coco_root
+    state, finished = trainer.prepare(args, explicit, DEMO_DEFAULTS, demo_coco_root)
+    if finished:
+        print(finished)
+        return 0
+    if args.zsl:
+        raise UserError("--zsl 1 needs word vectors: use train_zsl_nus.py for zero-shot training")
+    info = distributed.setup(args.device)
+
+    from src_files.helper_functions.augmentations import train_transform, val_transform
+    from src_files.helper_functions.metrics import mAP
+    from src_files.models import create_model
+
+    train_set, val_set = coco_datasets(args.data, train_transform(args.image_size, augment=not args.no_aug),
+                                       val_transform(args.image_size))
+    if train_set.class_names != val_set.class_names:
+        raise UserError(f"the train and val annotation files of {args.data} list different categories")
+    num_classes = len(train_set.class_names)
+    if args.num_classes is None:
+        args.num_classes = num_classes
+    elif args.num_classes != num_classes:
+        raise UserError(f"--num-classes {args.num_classes} does not match the {num_classes} categories of the "
+                        f"annotation files in {args.data}")
+
+    trainer.reseed_for_init(args.seed)
+    model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path)
+    amp_dtype = trainer.AMP_DTYPES[trainer.resolve_amp(args.amp, info.device)]
+    channels_last = info.device.type == 'cuda' and args.channels_last
+
+    def evaluate(module):
+        scores, targets = predict(module, val_set, info, args.batch_size, args.workers, amp_dtype=amp_dtype,
+                                  channels_last=channels_last)
+        return {'mAP': mAP(targets, scores)}
+
+    task = trainer.TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
+                             title=f"{args.model_name} {args.image_size}px, {num_classes} classes")
+    return trainer.train(args, info, model, task, state)
+
+
+if __name__ == '__main__':
+    cli.run_main(main)

@@ -1,0 +1,95 @@
+"""Score a checkpoint on MS-COCO 2014 val: mAP and CP, CR, CF1, OP, OR, OF1 at a threshold (percent).
+
+    python validate.py --model-path tresnet_l_COCO__448_90_0.pth --data /path/to/coco
+    python validate.py --model-path outputs/demo/best.pth --demo
+    python validate.py --zsl 1 --model-path nus_zsl.pth --data /path/to/nus_wide    # ZSL and GZSL metrics
+
+The checkpoint may be a model-zoo file ({'model': ..., 'idx_to_class': ...}), a bare state dict, or a best.pth
+of train.py. Norm layers are folded into the convolutions and the model runs in fp16 on GPUs (as published).
+"""
+import json
+import os
+import time
+
+from src_files.engine import cli, distributed
+from src_files.engine.evaluation import multilabel_metrics, predict
+from src_files.engine.inference import add_inference_speed_args, load_model, maybe_compile
+from src_files.errors import UserError
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__.split('\n')[0])
+    parser.add_argument('--model-path', default='models_local/tresnet_l_COCO__448_90_0.pth',
+                        help="checkpoint to score (a local file; nothing is downloaded)")
+    parser.add_argument('--data', default='data/coco',
+                        help="COCO 2014 folder (annotations/instances_val2014.json, val2014/); with --zsl 1 the "
+                             "NUS-WIDE zsl folder")
+    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)")
+    parser.add_argument('--batch-size', type=int, default=48, help="images per forward pass")
+    parser.add_argument('-j', '--workers', type=int, default=cli.default_workers(), help="data-loading processes")
+    parser.add_argument('--thr', type=float, default=0.75, help="probability threshold of CP, CR, CF1, OP, OR, OF1")
+    cli.add_device_arg(parser)
+    parser.add_argument('--json', default='', metavar='PATH', help="also write the metrics to this JSON file")
+    parser.add_argument('--demo', action='store_true', default=False,
+                        help="validate on the built-in demo dataset (the one train.py --demo trains on)")
+    add_inference_speed_args(parser)
+    return parser
+
+
+def main(argv=None):
+    args, explicit = cli.parse_args(build_parser(), argv)
+    if args.batch_size <= 0 or args.workers < 0:
+        raise UserError("--batch-size must be positive and --workers 0 or more")
+    info = distributed.setup(args.device)
+    model, class_names, dtype, channels_last = load_model(args, explicit, info.device)
+    if args.demo and 'data' not in explicit:
+        from src_files.data import demo_coco_root, demo_nus_root
+        args.data = demo_nus_root() if args.zsl else demo_coco_root()
+    model = maybe_compile(model, args.compile)
+    from src_files.helper_functions.augmentations import val_transform
+    transform = val_transform(args.image_size)
+    start = time.time()
+    if args.zsl:
+        from src_files.data import load_nus_wide_zsl
+        from src_files.engine.zsl import evaluate_zsl
+        nus = load_nus_wide_zsl(args.data, transform, transform)
+        results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
+                               channels_last=channels_last, restore_train=False)
+        n_images = len(nus.zsl_val_set) + len(nus.gzsl_val_set)
+        if info.is_main:
+            for name in ('zsl', 'gzsl'):
+                r = results[name]
+                print(f"{name.upper()} mAP {r['mAP']:.2f} F1@3 {r['F1@3']:.2f} (P {r['P@3']:.2f} R {r['R@3']:.2f}) "
+                      f"F1@5 {r['F1@5']:.2f} (P {r['P@5']:.2f} R {r['R@5']:.2f})")
+    else:
+        from src_files.data import CocoDetection
+        val_set = CocoDetection(os.path.join(args.data, 'val2014'),
+                                os.path.join(args.data, 'annotations', 'instances_val2014.json'), transform)
+        if len(val_set.class_names) != args.num_classes:
+            raise UserError(f"the model scores {args.num_classes} classes but {args.data} has "
+                            f"{len(val_set.class_names)} categories")
+        scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
+                                  channels_last=channels_last)
+        results = multilabel_metrics(scores, targets, args.thr)
+        n_images = len(val_set)
+        if info.is_main:
+            print(f"mAP {results['mAP']:.2f}")
+            print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
+                  f" (threshold {args.thr})")
+    elapsed = time.time() - start
+    if info.is_main:
+        print(f"{n_images} images in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} images/s), "
+              f"{args.model_name} {args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
+        if args.json:
+            payload = dict(results, threshold=args.thr, images=n_images, model_path=args.model_path, data=args.data,
+                           model_name=args.model_name, image_size=args.image_size)
+            folder = os.path.dirname(os.path.abspath(args.json))
+            os.makedirs(folder, exist_ok=True)
+            with open(args.json, 'w') as f:
+                json.dump(payload, f, indent=2)
+            print(f"metrics written to {args.json}")
+    return 0
+
+
+if __name__ == '__main__':
+    cli.run_main(main)
