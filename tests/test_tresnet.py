@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from src_files.models import create_model, fold_norm_layers
 from src_files.models.tresnet import Bottleneck, BasicBlock, tresnet_l, tresnet_m, tresnet_xl
-from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth
+from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, set_memory_efficient_norms
 
 
 def randomized_norm(c, activation='leaky_relu', slope=0.01):
@@ -143,3 +143,23 @@ def test_large_variants_structure(factory, blocks, bottleneck_stages):
     assert 'body.layer4.0.se.fc1.weight' not in keys          # no squeeze-excite in stage 4
     assert model.body.layer1[0].se.fc1.out_channels == 64     # max(64 * 4 // 8, 64)
     assert model.body.layer3[0].se.fc1.out_channels == 128    # max(256 * 4 // 8, 64)
+
+
+@pytest.mark.parametrize('activation', ['leaky_relu', 'identity'])
+@pytest.mark.parametrize('training', [True, False])
+def test_memory_efficient_norm_matches_the_standard_one(activation, training):
+    norm = randomized_norm(5, activation=activation, slope=0.01)
+    with torch.no_grad():
+        norm.weight[0] = 0.0  # the |w| gradient convention at zero must hold here too
+    light = copy.deepcopy(norm)
+    set_memory_efficient_norms(light)
+    norm.train(training), light.train(training)
+    x = torch.randn(3, 5, 4, 4, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    grad = torch.randn(3, 5, 4, 4, dtype=torch.float64)
+    norm(x).backward(grad)
+    light(x2).backward(grad)
+    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(light.weight.grad, norm.weight.grad, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(light.bias.grad, norm.bias.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(light.running_var, norm.running_var, rtol=1e-12, atol=1e-12)

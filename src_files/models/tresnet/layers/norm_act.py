@@ -9,6 +9,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .abn_inplace import InPlaceABNFunction
+
 
 class _AbsSignAtZeroPositive(torch.autograd.Function):
     """|w| whose gradient is +1 at w = 0 (torch.abs gives 0 there, freezing zero-initialised norms).
@@ -27,6 +29,14 @@ class _AbsSignAtZeroPositive(torch.autograd.Function):
         return torch.where(w < 0, -grad, grad)
 
 
+def set_memory_efficient_norms(model, enabled=True):
+    """Switch every NormAct2d in `model` to the InPlaceABN-style backward that keeps only its output."""
+    for m in model.modules():
+        if isinstance(m, NormAct2d):
+            m.memory_efficient = enabled
+    return model
+
+
 def abn_scale(weight, eps):
     return _AbsSignAtZeroPositive.apply(weight) + eps
 
@@ -43,6 +53,7 @@ class NormAct2d(nn.Module):
         self.activation_param = activation_param
         self.eps = eps
         self.momentum = momentum
+        self.memory_efficient = False  # True: keep only the output for backward (see abn_inplace.py)
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer('running_mean', torch.zeros(num_features))
@@ -52,6 +63,10 @@ class NormAct2d(nn.Module):
     def forward(self, x):
         if self.training:
             self.num_batches_tracked.add_(1)
+        if self.memory_efficient and torch.is_grad_enabled():
+            slope = self.activation_param if self.activation == 'leaky_relu' else None
+            return InPlaceABNFunction.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
+                                            self.training, self.momentum, self.eps, slope)
         x = F.batch_norm(x, self.running_mean, self.running_var, abn_scale(self.weight, self.eps), self.bias,
                          self.training, self.momentum, self.eps)
         if self.activation == 'leaky_relu':
