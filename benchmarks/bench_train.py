@@ -1,0 +1,95 @@
+"""Training throughput (images/s) and peak GPU memory: the published recipe against our fast path, same run.
+
+    python benchmarks/bench_train.py --model-name tresnet_l --image-size 448 --batch-size 56 --compile
+    python benchmarks/bench_train.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2
+
+A step is what train.py does per batch: forward, ASL loss, backward (with loss scaling in fp16), Adam step,
+OneCycle step and the model-EMA update. Inputs are synthetic unless --data points at a COCO folder.
+"""
+import argparse
+import itertools
+
+import torch
+
+from common import (add_common_args, argparse_bool, build_model, fast_amp_dtype, machine, peak_memory_gib,
+                    print_table, reset_memory, time_loop)
+from src_files.helper_functions.ema import ModelEma
+from src_files.helper_functions.optim import add_weight_decay
+from src_files.loss_functions.losses import AsymmetricLoss
+from src_files.models.tresnet.layers import set_memory_efficient_norms
+
+
+def batches(args, device):
+    if not args.data:
+        g = torch.Generator(device='cpu').manual_seed(0)
+        x = torch.rand(args.batch_size, 3, args.image_size, args.image_size, generator=g).to(device)
+        y = (torch.rand(args.batch_size, args.num_classes, generator=g) < 0.1).float().to(device)
+        return itertools.repeat((x, y))
+    from src_files.data import coco_datasets
+    from src_files.helper_functions.augmentations import train_transform, val_transform
+    train_set, _ = coco_datasets(args.data, train_transform(args.image_size), val_transform(args.image_size))
+    loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=args.workers, pin_memory=device.type == 'cuda',
+                                         persistent_workers=args.workers > 0)
+    return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+            for _ in itertools.count() for x, y in loader)
+
+
+def run_mode(args, device, mode):
+    fast = mode != 'published'
+    model = build_model(args, device, mode).train()
+    if mode.endswith('+lowmem'):
+        set_memory_efficient_norms(model)
+    amp_dtype = fast_amp_dtype(device) if fast else (torch.float16 if device.type == 'cuda' else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    optimizer = torch.optim.Adam(add_weight_decay(model, 1e-4), lr=1e-4, weight_decay=0,
+                                 **({'fused': True} if fast and device.type == 'cuda' else {}))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-4, total_steps=10 ** 6, pct_start=0.2)
+    ema = ModelEma(model, 0.9997)
+    criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
+    forward = torch.compile(model, mode=args.compile_mode) if fast and args.compile else model
+    data = batches(args, device)
+    memory_format = torch.channels_last if fast and device.type == 'cuda' else torch.contiguous_format
+
+    def step():
+        x, y = next(data)
+        x = x.contiguous(memory_format=memory_format)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = forward(x)
+        loss = criterion(logits.float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        ema.update(model)
+
+    reset_memory(device)
+    first, per_step = time_loop(step, device, args.warmup, args.iters)
+    result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first)
+    del model, optimizer, ema, forward
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_args(parser, batch_size=56)
+    parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')
+    parser.add_argument('--workers', type=int, default=8)
+    parser.add_argument('--lowmem', action=argparse_bool(), default=False,
+                        help='also run fast mode with the memory-saving (InPlaceABN-style) norm backward')
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    modes = args.modes.split(',')
+    if args.lowmem:
+        modes.append('fast+lowmem')
+    rows = {}
+    for mode in modes:
+        label = mode + (' +compile' if mode != 'published' and args.compile else '')
+        rows[label] = run_mode(args, device, mode)
+    print_table(f'# train {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
+                f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)
+
+
+if __name__ == '__main__':
+    main()
