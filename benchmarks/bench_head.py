@@ -57,6 +57,7 @@ def main():
                         help='autocast dtype (default: fp16 on CUDA, as the published recipe; off on CPU)')
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--cases', default='0,1', help='which cases to run (indices into the table)')
     args = parser.parse_args()
     device = torch.device(args.device)
     amp = args.amp or ('fp16' if device.type == 'cuda' else 'off')
@@ -65,7 +66,7 @@ def main():
     print(f'# ML-Decoder head fwd+bwd, batch {args.batch_size}, amp {amp}, {machine(device)}, torch {torch.__version__}')
     print(f"| {'case':32} | {'per-group loop (ms)':>19} | {'batched (ms)':>12} | {'speed-up':>8} |")
     print(f"|{'-' * 34}|{'-' * 21}|{'-' * 14}|{'-' * 10}|")
-    for name, classes, groups, size in CASES:
+    for name, classes, groups, size in [CASES[int(i)] for i in args.cases.split(',')]:
         torch.manual_seed(0)
         head = MLDecoder(classes, num_of_groups=groups).to(device).train()
         x = torch.randn(args.batch_size, 2048, size, size, device=device)
