@@ -63,6 +63,8 @@ def main(argv=None):
                       f"F1@5 {r['F1@5']:.2f} (P {r['P@5']:.2f} R {r['R@5']:.2f})")
     else:
         from src_files.data import CocoDetection
+        from src_files.data.files import require_dir
+        require_dir(args.data, "COCO data folder", "pass the folder holding annotations/ and val2014/ with --data")
         val_set = CocoDetection(os.path.join(args.data, 'val2014'),
                                 os.path.join(args.data, 'annotations', 'instances_val2014.json'), transform)
         if len(val_set.class_names) != args.num_classes:
@@ -71,7 +73,7 @@ def main(argv=None):
         scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
                                   channels_last=channels_last)
         results = multilabel_metrics(scores, targets, args.thr)
-        n_images = len(val_set)
+        n_images = len(scores)  # gathered from every process: each image once
         if info.is_main:
             print(f"mAP {results['mAP']:.2f}")
             print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +

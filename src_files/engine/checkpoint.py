@@ -57,13 +57,15 @@ def atomic_save(obj, path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:
         try:
             os.remove(tmp)
         except OSError:
             pass
-        raise UserError(f"cannot write {path}: {error.strerror or error} (the previous file, if any, is intact)") \
-            from None
+        if isinstance(error, OSError):
+            raise UserError(f"cannot write {path}: {error.strerror or error} (the previous file, if any, is "
+                            f"intact)") from None
+        raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 

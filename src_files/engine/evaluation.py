@@ -34,17 +34,19 @@ def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dt
     module.eval()
     scores, targets = [], []
     bar = tqdm(loader, desc=desc, disable=not info.is_main, leave=False, dynamic_ncols=True, mininterval=1.0)
-    for images, target in bar:
-        images = images.to(device, non_blocking=True)
-        if input_dtype is not None:
-            images = images.to(input_dtype)
-        if channels_last and device.type == 'cuda':
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp_dtype):
-            logits = module(images)
-        scores.append(torch.sigmoid(logits.float()))
-        targets.append(target)
-    bar.close()
+    try:
+        for images, target in bar:
+            images = images.to(device, non_blocking=True)
+            if input_dtype is not None:
+                images = images.to(input_dtype)
+            if channels_last and device.type == 'cuda':
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                logits = module(images)
+            scores.append(torch.sigmoid(logits.float()))
+            targets.append(target)
+    finally:
+        bar.close()
     module.train(was_training)
     if scores:
         scores = torch.cat(scores).cpu().numpy()

@@ -245,48 +245,50 @@ def train(args, info, model, task, resume_state=None):
         images_seen = 0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not main,
                    leave=False, dynamic_ncols=True, mininterval=1.0)
-        for step, (images, targets) in enumerate(loader):
-            step_start = time.time()
-            images = images.to(device, non_blocking=cuda)
-            targets = targets.to(device, non_blocking=cuda)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp_dtype):
-                logits = train_model(images).float()
-            loss = criterion(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            ema.update(raw)
-            global_step += 1
-            images_seen += images.shape[0] * info.world_size
-            pending.append(loss.detach())
-            if args.compile and step == 0 and epoch == start_epoch:
-                if cuda:
-                    torch.cuda.synchronize(device)
-                if main:
-                    print(f"torch.compile: first step took {time.time() - step_start:.1f} s (compilation)",
-                          flush=True)
-            if len(pending) >= sync_every or step == steps_per_epoch - 1:
-                values = torch.stack(pending).float().cpu()
-                bad = ~torch.isfinite(values)
-                if distributed.any_true(info, bool(bad.any())):
-                    first = int(bad.nonzero()[0, 0]) if bad.any() else 0
-                    bad_step = step - len(pending) + 1 + first
-                    value = values[first].item() if bad.any() else float('nan')
-                    raise NonFiniteLoss(_non_finite_message(args, epoch, bad_step, steps_per_epoch,
-                                                            global_step - len(pending) + first + 1, value,
-                                                            latest_path, start_epoch, epochs_run))
-                loss_sum += float(values.double().sum())
-                loss_count += len(pending)
-                bar.update(len(pending))
-                pending = []
-                elapsed = max(time.time() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / loss_count:.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                                img_s=f"{images_seen / elapsed:.0f}", refresh=False)
-        bar.close()
+        try:
+            for step, (images, targets) in enumerate(loader):
+                step_start = time.time()
+                images = images.to(device, non_blocking=cuda)
+                targets = targets.to(device, non_blocking=cuda)
+                if channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with autocast(device, amp_dtype):
+                    logits = train_model(images).float()
+                loss = criterion(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                ema.update(raw)
+                global_step += 1
+                images_seen += images.shape[0] * info.world_size
+                pending.append(loss.detach())
+                if args.compile and step == 0 and epoch == start_epoch:
+                    if cuda:
+                        torch.cuda.synchronize(device)
+                    if main:
+                        print(f"torch.compile: first step took {time.time() - step_start:.1f} s (compilation)",
+                              flush=True)
+                if len(pending) >= sync_every or step == steps_per_epoch - 1:
+                    values = torch.stack(pending).float().cpu()
+                    bad = ~torch.isfinite(values)
+                    if distributed.any_true(info, bool(bad.any())):
+                        first = int(bad.nonzero()[0, 0]) if bad.any() else 0
+                        bad_step = step - len(pending) + 1 + first
+                        value = values[first].item() if bad.any() else float('nan')
+                        raise NonFiniteLoss(_non_finite_message(args, epoch, bad_step, steps_per_epoch,
+                                                                global_step - len(pending) + first + 1, value,
+                                                                latest_path, start_epoch, epochs_run))
+                    loss_sum += float(values.double().sum())
+                    loss_count += len(pending)
+                    bar.update(len(pending))
+                    pending = []
+                    elapsed = max(time.time() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{loss_sum / loss_count:.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                                    img_s=f"{images_seen / elapsed:.0f}", refresh=False)
+        finally:
+            bar.close()
         train_time = time.time() - t0
         epoch_loss = distributed.mean_over_ranks(info, loss_sum / max(loss_count, 1))
 
@@ -357,7 +359,7 @@ def _non_finite_message(args, epoch, step, steps_per_epoch, global_step, value, 
         kept = "no checkpoint had been written yet"
     return (f"the training loss became non-finite ({value}) at epoch {epoch + 1}/{args.epochs}, step "
             f"{step + 1}/{steps_per_epoch} (global step {global_step}); training stopped and {kept}. "
-            f"Lower --lr (now {args.lr:g}) or try --amp bf16/off")
+            f"Lower --lr (now {args.lr:g})" + (" or try --amp bf16 / off" if args.amp == 'fp16' else ''))
 
 
 def finished_message(args, state):

@@ -1,0 +1,130 @@
+"""Unit tests of src_files/engine: argument handling, error lines, sharding, atomic files, RNG state, plots."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from src_files.engine import checkpoint as ckpt
+from src_files.engine import cli, distributed, plots, zsl
+from src_files.errors import UserError
+
+
+def _parser():
+    p = cli.make_parser('x')
+    p.add_argument('--lr', type=float, default=1e-4, help='lr')
+    p.add_argument('--flag', action='store_true', default=False, help='a flag')
+    p.add_argument('--fast', action=__import__('argparse').BooleanOptionalAction, default=True, help='fast')
+    return p
+
+
+def test_parse_args_reports_explicit_flags():
+    args, explicit = cli.parse_args(_parser(), ['--lr', '1e-4', '--no-fast'])
+    assert args.lr == 1e-4 and args.fast is False and args.flag is False
+    assert explicit == {'lr', 'fast'}  # typed, even when equal to the default
+    filled = cli.fill_defaults(args, explicit, {'lr': 1.0, 'flag': True, 'fast': True})
+    assert filled == ['flag'] and args.lr == 1e-4 and args.fast is False
+
+
+def test_one_line_strips_worker_traceback():
+    wrapped = ("Caught UserError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               "  File \"x.py\", line 1, in f\n    raise UserError('boom')\n"
+               "src_files.errors.UserError: cannot read image /a/b.jpg: broken (replace it)\n")
+    assert cli._one_line(wrapped) == 'cannot read image /a/b.jpg: broken (replace it)'
+    assert cli._one_line('two\nlines') == 'two lines'
+
+
+def test_run_main_prints_one_line(capfd):
+    def main(argv):
+        raise UserError('something is wrong\nwith this')
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(main, [])
+    assert exit_info.value.code == 1
+    err = capfd.readouterr().err
+    assert err == 'error: something is wrong with this\n'
+
+    def main_os(argv):
+        open('/nonexistent/dir/file', 'w')
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(main_os, [])
+    err = capfd.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith('error: No such file or directory: /nonexistent/dir/file')
+
+
+@pytest.mark.parametrize('n,world', [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)])
+def test_shards_cover_every_index_once(n, world):
+    seen = []
+    for rank in range(world):
+        seen += distributed.shard_indices(n, distributed.DistInfo(rank=rank, world_size=world))
+    assert sorted(seen) == list(range(n))
+
+
+def test_seed_for_differs_per_epoch_and_rank():
+    seeds = {distributed.seed_for(0, e, r) for e in range(50) for r in range(4)}
+    assert len(seeds) == 200
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path):
+    path = str(tmp_path / 'latest.pth')
+    ckpt.atomic_save({'a': torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError('cannot pickle')
+
+    with pytest.raises(RuntimeError):
+        ckpt.atomic_save({'a': Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(2))
+    assert os.listdir(tmp_path) == ['latest.pth']
+
+
+def test_prepare_output_dir_under_a_file(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(UserError, match='cannot write to the output folder'):
+        ckpt.prepare_output_dir(str(blocker / 'out'))
+
+
+def test_rng_state_round_trip(tmp_path):
+    import random
+    torch.manual_seed(1)
+    np.random.seed(1)
+    random.seed(1)
+    path = str(tmp_path / 'rng.pth')
+    ckpt.atomic_save({'rng': ckpt.rng_state()}, path)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    ckpt.set_rng_state(torch.load(path, weights_only=True)['rng'])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_load_latest_errors(tmp_path):
+    with pytest.raises(UserError, match='nothing to resume'):
+        ckpt.load_latest(str(tmp_path / 'missing.pth'))
+    bad = tmp_path / 'bad.pth'
+    bad.write_text('not a checkpoint')
+    with pytest.raises(UserError, match='not a training checkpoint'):
+        ckpt.load_latest(str(bad))
+    torch.save({'model': {}}, str(tmp_path / 'zoo.pth'))
+    with pytest.raises(UserError, match='not a resumable checkpoint'):
+        ckpt.load_latest(str(tmp_path / 'zoo.pth'))
+
+
+def test_metrics_csv_and_plot(tmp_path):
+    history = [{'epoch': 1, 'loss': 10.0, 'mAP': 20.0, 'mAP_ema': 15.0, 'best': 20.0},
+               {'epoch': 2, 'loss': 8.0, 'mAP': 30.0, 'mAP_ema': 31.0, 'best': 31.0}]
+    plots.write_metrics_csv(str(tmp_path / 'metrics.csv'), history)
+    lines = (tmp_path / 'metrics.csv').read_text().splitlines()
+    assert lines[0] == 'epoch,loss,mAP,mAP_ema,best' and lines[2] == '2,8,30,31,31'
+    plots.plot_history(str(tmp_path / 'curves.png'), history, 'title')
+    assert (tmp_path / 'curves.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_zsl_scores():
+    targets = np.array([[1, 0, 0, 0], [0, 1, 1, 0]], np.float32)
+    scores = np.array([[0.9, 0.1, 0.2, 0.3], [0.1, 0.8, 0.2, 0.7]], np.float32)
+    r = zsl.zsl_scores(scores, targets)
+    assert r['P@3'] == pytest.approx(50.0) and r['R@3'] == pytest.approx(100.0)
+    assert 0 < r['mAP'] <= 100
+    assert 'ZSL mAP' in zsl.format_zsl({'zsl': r})

@@ -1,0 +1,314 @@
+"""End-to-end tests of train.py, train_zsl_nus.py, validate.py and infer.py on CPU, on tiny generated data.
+
+One training run (2 epochs) is shared by the tests of validate.py, infer.py and resume; the bad-input tests call
+the scripts' main() in this process (through the same run_main the scripts use) to save start-up time.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import infer
+import train
+import train_zsl_nus
+import validate
+from src_files.data import demo_coco_root, demo_nus_root
+from src_files.engine import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ['--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '8', '--workers', '0', '--lr', '1e-3']
+
+
+def _env(tmp_dir):
+    env = dict(os.environ)
+    env['ML_DECODER_DEMO_DIR'] = str(tmp_dir)
+    env['PYTHONPATH'] = ROOT
+    return env
+
+
+def run_script(script, args, tmp_dir, timeout=300, extra_env=None, prefix=None):
+    """Run a script as a user would; returns (returncode, stdout, stderr)."""
+    env = _env(tmp_dir)
+    env.update(extra_env or {})
+    cmd = (prefix or [sys.executable]) + [os.path.join(ROOT, script)] + [str(a) for a in args]
+    proc = subprocess.run(cmd, cwd=str(tmp_dir), env=env, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def call_main(module, args, capfd):
+    """main() of a script through run_main, in this process; returns (exit code, stdout, stderr)."""
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(module.main, [str(a) for a in args])
+    out, err = capfd.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_user_error(code, err, *fragments):
+    errors = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert code != 0
+    assert 'Traceback' not in err, err
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp('scripts')
+
+
+@pytest.fixture(scope='module')
+def coco(work):
+    return demo_coco_root(cache_dir=str(work / 'demo'), num_train=24, num_val=15)
+
+
+@pytest.fixture(scope='module')
+def nus(work):
+    return demo_nus_root(cache_dir=str(work / 'demo'), num_train=24, num_val=16)
+
+
+@pytest.fixture(scope='module')
+def trained(work, coco):
+    """train.py for 2 epochs straight: the run that validate/infer/resume tests use."""
+    out = work / 'straight'
+    code, stdout, stderr = run_script('train.py', ['--data', coco, '--epochs', 2, '--output-dir', out] + SMALL, work)
+    assert code == 0, stderr
+    return out, stdout
+
+
+def test_train_writes_checkpoints_metrics_and_plot(trained):
+    out, stdout = trained
+    lines = [line for line in stdout.splitlines() if line.startswith('epoch ')]
+    assert len(lines) == 2 and lines[1].startswith('epoch 2/2 loss ') and ' mAP_ema ' in lines[1]
+    assert ' best ' in lines[1]
+    for name in ('latest.pth', 'best.pth', 'metrics.csv', 'curves.png'):
+        assert (out / name).is_file(), name
+    assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
+    rows = (out / 'metrics.csv').read_text().splitlines()
+    assert rows[0].startswith('epoch,loss,mAP,mAP_ema,best') and len(rows) == 3
+    best = torch.load(out / 'best.pth', weights_only=True)
+    assert set(best) >= {'model', 'idx_to_class'} and best['idx_to_class'][0] == 'red circle'
+    assert len(best['model']) == 451  # TResNet-M + ML-Decoder, the model-zoo layout
+    latest = torch.load(out / 'latest.pth', weights_only=True)
+    assert latest['epoch'] == 2 and latest['global_step'] == 6
+    assert {'model', 'ema', 'optimizer', 'scheduler', 'rng', 'args', 'best', 'class_names'} <= set(latest)
+
+
+def test_validate_and_infer_on_best(trained, coco, work, capfd):
+    out, _ = trained
+    best = torch.load(out / 'best.pth', weights_only=True)
+    report = work / 'metrics.json'
+    code, stdout, stderr = call_main(validate, ['--model-path', out / 'best.pth', '--data', coco, '--workers', 0,
+                                                '--json', report], capfd)
+    assert code == 0, stderr
+    mAP_line = [line for line in stdout.splitlines() if line.startswith('mAP ')][0]
+    assert float(mAP_line.split()[1]) == pytest.approx(best['meta']['mAP'], abs=0.01)
+    assert ' CF1 ' in stdout and ' OF1 ' in stdout
+    import json
+    data = json.loads(report.read_text())
+    assert {'mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1'} <= set(data)
+
+    pics = os.path.join(coco, 'val2014')
+    labelled = work / 'labelled'
+    code, stdout, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', pics, '--th', 0.0,
+                                             '--top-k', 3, '--save-path', labelled], capfd)
+    assert code == 0, stderr
+    lines = [line for line in stdout.splitlines() if line.startswith(pics)]
+    assert len(lines) == len(os.listdir(pics)) and lines[0].count('(') == 3
+    assert sorted(os.listdir(labelled)) == sorted(os.listdir(pics))
+    # One image, named classes; no class of a 16-class checkpoint is named by a number.
+    one = os.path.join(pics, sorted(os.listdir(pics))[0])
+    code, stdout, _ = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', one, '--th', 0.0,
+                                        '--top-k', 1, '--save-path', work / 'one.png'], capfd)
+    assert code == 0 and (work / 'one.png').is_file()
+    assert any(colour in stdout for colour in ('red', 'green', 'blue', 'yellow'))
+
+
+def test_resume_continues_exactly(trained, coco, work):
+    out, _ = trained
+    resumed = work / 'resumed'
+    args = ['--data', coco, '--epochs', 2, '--output-dir', resumed] + SMALL
+    code, stdout, stderr = run_script('train.py', args + ['--stop-after', 1], work)
+    assert code == 0, stderr
+    assert torch.load(resumed / 'latest.pth', weights_only=True)['epoch'] == 1
+    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed, '--workers', 0], work)
+    assert code == 0, stderr
+    assert 'resuming' in stdout and 'epoch 2/2' in stdout and 'epoch 1/2' not in stdout
+    a = torch.load(out / 'latest.pth', weights_only=True)
+    b = torch.load(resumed / 'latest.pth', weights_only=True)
+    for part in ('model', 'ema'):
+        assert a[part].keys() == b[part].keys()
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a['history'][1]['mAP'] == b['history'][1]['mAP']
+    # Resuming a finished run says so and succeeds.
+    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed], work)
+    assert code == 0 and 'already finished' in stdout, stdout + stderr
+
+
+def test_torchrun_two_processes(trained, coco, work, capfd):
+    out = work / 'ddp'
+    prefix = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29517']
+    env = {'OMP_NUM_THREADS': '1'}
+    code, stdout, stderr = run_script('train.py', ['--data', coco, '--epochs', 1, '--output-dir', out, '--model-name',
+                                      'tresnet_m', '--image-size', 64, '--batch-size', 4, '--workers', 0], work, extra_env=env, prefix=prefix)
+    assert code == 0, stderr
+    assert stdout.count('epoch 1/1 loss') == 1  # printed by rank 0 only
+    assert (out / 'best.pth').is_file()
+    # Validation under torchrun scores each image exactly once: same count and mAP as one process.
+    code, stdout2, stderr = run_script('validate.py', ['--model-path', out / 'best.pth', '--data', coco,
+                                                       '--workers', 0], work, extra_env=env, prefix=prefix)
+    assert code == 0, stderr
+    code, stdout1, _ = call_main(validate, ['--model-path', out / 'best.pth', '--data', coco, '--workers', 0], capfd)
+    assert code == 0
+    first = [line for line in stdout1.splitlines() if 'images in' in line][0].split()[0]
+    assert [line for line in stdout2.splitlines() if 'images in' in line][0].split()[0] == first
+    m1 = [line for line in stdout1.splitlines() if line.startswith('mAP ')]
+    m2 = [line for line in stdout2.splitlines() if line.startswith('mAP ')]
+    assert len(m2) == 1 and float(m1[0].split()[1]) == pytest.approx(float(m2[0].split()[1]), abs=0.01)
+
+
+def test_train_zsl_nus_one_epoch(nus, work, capfd):
+    out = work / 'zsl'
+    code, stdout, stderr = call_main(train_zsl_nus, ['--data', nus, '--epochs', 1, '--output-dir', out] + SMALL,
+                                     capfd)
+    assert code == 0, stderr
+    line = [line for line in stdout.splitlines() if line.startswith('epoch 1/1')][0]
+    assert 'ZSL mAP' in line and 'GZSL mAP' in line and 'F1@3' in line and 'F1@5' in line
+    code, stdout, stderr = call_main(validate, ['--model-path', out / 'best.pth', '--data', nus, '--workers', 0],
+                                     capfd)
+    assert code == 0, stderr
+    assert 'ZSL mAP' in stdout and 'GZSL mAP' in stdout
+    # Word vectors of the wrong shape: one line naming the file and the shapes accepted.
+    broken = work / 'nus_bad_wordvecs'
+    shutil.copytree(nus, broken)
+    torch.save(torch.randn(7, 5), broken / 'wordvec_array.pth')
+    code, _, err = call_main(train_zsl_nus, ['--data', broken, '--epochs', 1, '--output-dir', work / 'zsl_bad']
+                             + SMALL, capfd)
+    assert_user_error(code, err, 'wordvec_array.pth', '300')
+
+
+@pytest.fixture(scope='module')
+def broken_coco(coco, work):
+    """Copies of the demo COCO folder, each broken in one way."""
+    def make(name, damage):
+        root = work / name
+        if not root.exists():
+            shutil.copytree(coco, root)
+            damage(root)
+        return str(root)
+    return make
+
+
+def test_bad_data_is_one_line(broken_coco, work, capfd):
+    common = ['--epochs', 1, '--output-dir', work / 'bad_out'] + SMALL
+    code, _, err = call_main(train, ['--data', work / 'no_such_folder'] + common, capfd)
+    assert_user_error(code, err, 'no_such_folder')
+
+    root = broken_coco('no_ann', lambda r: os.remove(r / 'annotations' / 'instances_val2014.json'))
+    code, _, err = call_main(train, ['--data', root] + common, capfd)
+    assert_user_error(code, err, 'instances_val2014.json')
+
+    def remove_image(r):
+        os.remove(r / 'train2014' / sorted(os.listdir(r / 'train2014'))[0])
+    root = broken_coco('missing_image', remove_image)
+    code, _, err = call_main(train, ['--data', root] + common, capfd)
+    assert_user_error(code, err, 'train2014', 'not found')
+
+
+def test_corrupt_jpeg_is_one_line(broken_coco, trained, capfd):
+    def corrupt(r):
+        for split in ('train2014', 'val2014'):
+            name = sorted(os.listdir(r / split))[1]
+            (r / split / name).write_bytes(b'\xff\xd8\xff\xe0 this is not a JPEG')
+    root = broken_coco('corrupt', corrupt)
+    out, _ = trained
+    # In a DataLoader worker process (the error crosses the process boundary) ...
+    code, _, err = call_main(validate, ['--model-path', out / 'best.pth', '--data', root, '--workers', 1], capfd)
+    line = assert_user_error(code, err, 'val2014')
+    assert 'cannot read image' in line
+    # ... and in the training loop of the main process.
+    code, _, err = call_main(train, ['--data', root, '--epochs', 1, '--output-dir', out.parent / 'corrupt_out']
+                             + SMALL, capfd)
+    assert_user_error(code, err, 'train2014', 'cannot read image')
+
+
+def test_bad_checkpoints_are_one_line(trained, coco, work, capfd):
+    out, _ = trained
+    best = out / 'best.pth'
+    code, _, err = call_main(validate, ['--model-path', work / 'missing.pth', '--data', coco], capfd)
+    assert_user_error(code, err, 'missing.pth')
+    code, _, err = call_main(train, ['--data', coco, '--model-path', work / 'missing21k.pth', '--output-dir',
+                                     work / 'x'] + SMALL, capfd)
+    assert_user_error(code, err, 'missing21k.pth')
+
+    code, _, err = call_main(validate, ['--model-path', best, '--data', coco, '--model-name', 'tresnet_l'], capfd)
+    assert_user_error(code, err, 'tresnet_l')
+    pics = os.path.join(coco, 'val2014')
+    code, _, err = call_main(infer, ['--model-path', best, '--pic-path', pics, '--model-name', 'tresnet_xl'], capfd)
+    assert_user_error(code, err, 'tresnet_xl')
+
+    code, _, err = call_main(validate, ['--model-path', best, '--data', coco, '--num-classes', 80], capfd)
+    assert_user_error(code, err, '16', '80')
+
+    text = work / 'notes.pth'
+    text.write_text('this is not a checkpoint')
+    code, _, err = call_main(infer, ['--model-path', text, '--pic-path', pics], capfd)
+    assert_user_error(code, err, 'notes.pth')
+
+    code, _, err = call_main(infer, ['--model-path', best, '--pic-path', work / 'nothing.jpg'], capfd)
+    assert_user_error(code, err, 'nothing.jpg')
+
+
+def test_unwritable_output_and_bad_resume(coco, work, capfd):
+    blocker = work / 'a_file'
+    blocker.write_text('x')
+    code, _, err = call_main(train, ['--data', coco, '--output-dir', blocker / 'out'] + SMALL, capfd)
+    assert_user_error(code, err, str(blocker / 'out'))
+    code, _, err = call_main(train, ['--data', coco, '--resume', '--output-dir', work / 'never_trained'] + SMALL,
+                             capfd)
+    assert_user_error(code, err, 'nothing to resume')
+
+
+def test_resume_rejects_changed_settings(trained, capfd):
+    out, _ = trained
+    code, _, err = call_main(train, ['--resume', '--output-dir', out, '--lr', 0.5], capfd)
+    assert_user_error(code, err, '--lr')
+
+
+def test_non_finite_loss_stops_with_one_line(coco, work, capfd):
+    out = work / 'diverged'
+    code, _, err = call_main(train, ['--data', coco, '--epochs', 1, '--output-dir', out] + SMALL[:-2] +
+                             ['--lr', '1e30'], capfd)
+    line = assert_user_error(code, err, 'non-finite', 'epoch 1/1', 'step')
+    assert '--lr' in line
+    assert not (out / 'latest.pth').exists() and not (out / 'best.pth').exists()
+
+
+@pytest.mark.parametrize('module', [train, train_zsl_nus, validate, infer])
+def test_help_lists_every_flag_with_its_default(module, capfd):
+    parser = module.build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(['--help'])
+    assert exit_info.value.code == 0
+    text = ' '.join(capfd.readouterr().out.split())
+    for action in parser._actions:
+        if action.dest == 'help':
+            continue
+        for option in action.option_strings:
+            assert option in text, option
+        # Every flag's help ends with its default.
+        formatter = parser._get_formatter()
+        assert '%(default)' in formatter._get_help_string(action), action.dest
+
+
+def test_help_subprocess(work):
+    code, stdout, stderr = run_script('train.py', ['--help'], work, timeout=120)
+    assert code == 0 and '--channels-last, --no-channels-last' in stdout and '(default: 0.0001)' in stdout
