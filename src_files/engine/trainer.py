@@ -9,9 +9,11 @@ Determinism: the data order comes from DistributedSampler(seed).set_epoch(epoch)
 reseeded from (seed, epoch, rank) at the start of each epoch, so a resumed run sees exactly the randomness
 the uninterrupted run would have seen (with --workers 0, also the augmentation draws).
 """
+import argparse
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -43,7 +45,7 @@ AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'off': None}
 # Arguments
 
 def add_train_args(parser, *, data, model_name, image_size, batch_size, lr, weight_decay, num_of_groups, zsl,
-                   output_dir, num_classes_help):
+                   output_dir, num_classes_help, demo_defaults):
     """All flags of the training scripts, with the published defaults given by the caller."""
     parser.add_argument('--data', default=data, help="dataset folder")
     parser.add_argument('--lr', type=float, default=lr, help="maximum learning rate of the OneCycle schedule")
@@ -65,6 +67,9 @@ def add_train_args(parser, *, data, model_name, image_size, batch_size, lr, weig
                         "that support it, else fp16, and off on CPU")
     g.add_argument('--no-aug', action='store_true', default=False,
                    help="train on resized images only (no Cutout / RandAugment)")
+    g.add_argument('--aug', dest='no_aug', action='store_false', default=argparse.SUPPRESS,
+                   help="train with Cutout + RandAugment even where --demo turns them off (default: as --no-aug "
+                        "says)")
     g.add_argument('--seed', type=int, default=0, help="seed of the initialisation, data order and augmentation")
     cli.add_device_arg(g)
     g = parser.add_argument_group('output')
@@ -76,7 +81,10 @@ def add_train_args(parser, *, data, model_name, image_size, batch_size, lr, weig
                    help="stop (cleanly) after N epochs of this invocation, to continue later with --resume "
                         "(0 = run to --epochs)")
     g.add_argument('--demo', action='store_true', default=False,
-                   help="train on the built-in demo dataset (made on first use) with small, fast settings")
+                   help="train on the built-in demo dataset (made on first use) with small, fast settings: " +
+                        ', '.join(f"--{k.replace('_', '-')}" + ('' if v is True else f" {v}")
+                                  for k, v in demo_defaults.items()) +
+                        " (flags given explicitly win)")
     cli.add_speed_args(parser, training=True)
 
 
@@ -166,8 +174,6 @@ def train(args, info, model, task, resume_state=None):
     channels_last = cuda and args.channels_last
     if cuda:
         torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     out_dir = args.output_dir
     latest_path = os.path.join(out_dir, ckpt.LATEST)
     best_path = os.path.join(out_dir, ckpt.BEST)
@@ -195,6 +201,8 @@ def train(args, info, model, task, resume_state=None):
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, steps_per_epoch=steps_per_epoch,
                                                     epochs=args.epochs, pct_start=0.2)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == 'fp16')
+    if scaler.is_enabled():  # the scaler skips the steps whose gradients overflow: expected, as published
+        warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
     criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
 
     start_epoch, global_step, best, best_epoch, history = 0, 0, -1.0, 0, []
