@@ -249,7 +249,7 @@ def train(args, info, model, task, resume_state=None):
         loader_gen.manual_seed(distributed.seed_for(args.seed, epoch, info.rank) + 1)
         train_model.train()
         t0 = time.time()
-        pending, loss_sum, loss_count = [], 0.0, 0
+        pending, loss_sum, loss_count, compile_time = [], 0.0, 0, 0.0
         images_seen = 0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not main,
                    leave=False, dynamic_ncols=True, mininterval=1.0)
@@ -275,9 +275,10 @@ def train(args, info, model, task, resume_state=None):
                 if args.compile and step == 0 and epoch == start_epoch:
                     if cuda:
                         torch.cuda.synchronize(device)
+                    compile_time = time.time() - step_start
                     if main:
-                        print(f"torch.compile: first step took {time.time() - step_start:.1f} s (compilation)",
-                              flush=True)
+                        print(f"torch.compile: first step took {compile_time:.1f} s (compilation; left out of "
+                              f"images/s)", flush=True)
                 if len(pending) >= sync_every or step == steps_per_epoch - 1:
                     values = torch.stack(pending).float().cpu()
                     bad = ~torch.isfinite(values)
@@ -292,7 +293,7 @@ def train(args, info, model, task, resume_state=None):
                     loss_count += len(pending)
                     bar.update(len(pending))
                     pending = []
-                    elapsed = max(time.time() - t0, 1e-9)
+                    elapsed = max(time.time() - t0 - compile_time, 1e-9)
                     bar.set_postfix(loss=f"{loss_sum / loss_count:.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}",
                                     img_s=f"{images_seen / elapsed:.0f}", refresh=False)
         finally:
@@ -312,7 +313,7 @@ def train(args, info, model, task, resume_state=None):
             best, best_epoch = score, epoch + 1
         row = {'epoch': epoch + 1, 'loss': epoch_loss, 'mAP': res_model['mAP'], 'mAP_ema': res_ema['mAP'],
                'best': best, 'lr': scheduler.get_last_lr()[0], 'train_s': train_time, 'eval_s': eval_time,
-               'images_per_s': images_seen / max(train_time, 1e-9)}
+               'images_per_s': images_seen / max(train_time - compile_time, 1e-9)}
         for k, v in res_model.get('details', {}).items():
             row[k] = v
         for k, v in res_ema.get('details', {}).items():
