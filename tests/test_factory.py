@@ -90,6 +90,11 @@ def test_wrong_head_size_is_named(model):
         load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
 
 
+def test_tresnet_image_size_must_be_a_multiple_of_4():
+    with pytest.raises(UserError, match='multiple of 4'):
+        create_model(model_name='tresnet_m', num_classes=3, image_size=226)
+
+
 def test_unknown_model_name():
     with pytest.raises(UserError, match="unknown model name 'tresnet_q'"):
         create_model(model_name='tresnet_q', num_classes=3)

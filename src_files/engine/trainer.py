@@ -92,8 +92,6 @@ def check_train_args(args):
     for key in ('lr', 'batch_size', 'epochs', 'image_size'):
         if not getattr(args, key) > 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.image_size % 32:
-        raise UserError(f"--image-size must be a multiple of 32, got {args.image_size}")
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     if not 0 <= args.ema_decay < 1:
