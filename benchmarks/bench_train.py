@@ -11,7 +11,7 @@ import itertools
 
 import torch
 
-from common import (add_common_args, argparse_bool, build_model, fast_amp_dtype, machine, peak_memory_gib,
+from common import (add_common_args, build_model, fast_amp_dtype, machine, peak_memory_gib,
                     print_table, reset_memory, time_loop)
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -76,7 +76,7 @@ def main():
     add_common_args(parser, batch_size=56)
     parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')
     parser.add_argument('--workers', type=int, default=8)
-    parser.add_argument('--lowmem', action=argparse_bool(), default=False,
+    parser.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=False,
                         help='also run fast mode with the memory-saving (InPlaceABN-style) norm backward')
     args = parser.parse_args()
     device = torch.device(args.device)

@@ -6,6 +6,7 @@ Modes (each measured in the same run, on the same weights):
 - fast: our defaults on CUDA (channels-last, bf16 autocast where supported, batched head + fused attention,
   fused Adam, cudnn autotuning), plus torch.compile and the memory-saving norm backward when asked.
 """
+import argparse
 import os
 import platform
 import sys
@@ -28,14 +29,9 @@ def add_common_args(parser, batch_size):
     parser.add_argument('--iters', type=int, default=20, help='timed steps per mode')
     parser.add_argument('--warmup', type=int, default=5, help='untimed steps per mode (after compilation)')
     parser.add_argument('--modes', default='published,fast', help='comma-separated modes to run')
-    parser.add_argument('--compile', action=argparse_bool(), default=False,
+    parser.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
                         help='torch.compile the model in fast mode (compile time is reported separately)')
     parser.add_argument('--compile-mode', default=None, help="torch.compile mode (None = default)")
-
-
-def argparse_bool():
-    import argparse
-    return argparse.BooleanOptionalAction
 
 
 def machine(device):
