@@ -163,3 +163,77 @@ def test_memory_efficient_norm_matches_the_standard_one(activation, training):
     torch.testing.assert_close(light.weight.grad, norm.weight.grad, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(light.bias.grad, norm.bias.grad, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(light.running_var, norm.running_var, rtol=1e-12, atol=1e-12)
+
+
+def _reference_norm(norm, x):
+    """NormAct2d written out of place from its parameters (independent of the module's forward)."""
+    scale = norm.weight.abs() + norm.eps
+    y = F.batch_norm(x, norm.running_mean.clone(), norm.running_var.clone(), scale, norm.bias, True, 0.1, norm.eps)
+    return F.leaky_relu(y, norm.activation_param) if norm.activation == 'leaky_relu' else y
+
+
+def _reference_conv_norm(seq, x):
+    conv, norm = seq[0], seq[1]
+    return _reference_norm(norm, F.conv2d(x, conv.weight, stride=conv.stride, padding=conv.padding))
+
+
+def _reference_bottleneck(block, x):
+    """A stride-1 Bottleneck without in-place ops: relu(conv3(se(conv2(conv1(x)))) + x)."""
+    out = _reference_conv_norm(block.conv2, _reference_conv_norm(block.conv1, x))
+    gate = F.conv2d(F.relu(F.conv2d(out.mean((2, 3), keepdim=True), block.se.fc1.weight, block.se.fc1.bias)),
+                    block.se.fc2.weight, block.se.fc2.bias).sigmoid()
+    out = _reference_conv_norm(block.conv3, out * gate)
+    return F.relu(out + x)
+
+
+def test_in_place_block_matches_an_out_of_place_reference_and_saves_less():
+    """The block's in-place activations change nothing in values or gradients (float64), and
+    autograd keeps less for backward than the out-of-place computation."""
+    torch.manual_seed(0)
+    block = Bottleneck(64, 16, use_se=True).double().train()
+    for m in block.modules():
+        if isinstance(m, NormAct2d):
+            with torch.no_grad():
+                m.weight.normal_()  # also the zero-initialised last norm: exercise every path
+    x = torch.randn(2, 64, 12, 12, dtype=torch.float64)
+    grad = torch.randn(2, 64, 12, 12, dtype=torch.float64)
+
+    def run(forward):
+        block.zero_grad()
+        xi = x.clone().requires_grad_()
+        saved = {}
+
+        def pack(t):
+            if t.numel() >= 2 * 16 * 12 * 12:  # activation-sized tensors only
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = forward(xi)
+        y.backward(grad)
+        grads = [p.grad.clone() for p in block.parameters()]
+        return y.detach(), xi.grad, grads, sum(saved.values())
+
+    y, dx, dparams, saved_bytes = run(block)
+    y_ref, dx_ref, dparams_ref, saved_bytes_ref = run(lambda t: _reference_bottleneck(block, t))
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dx, dx_ref, rtol=1e-10, atol=1e-12)
+    for g, g_ref in zip(dparams, dparams_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+    # The two leaky-ReLU norms overwrite their output in place: two [2, 16, 12, 12] tensors fewer are kept.
+    assert saved_bytes <= saved_bytes_ref - 2 * (2 * 16 * 12 * 12 * 8), (saved_bytes, saved_bytes_ref)
+
+
+def test_memory_efficient_norms_train_a_whole_model_with_the_same_gradients():
+    """Model level: the output the memory-saving norm keeps must not be overwritten later in the block."""
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=5, image_size=64).double().train()
+    light = set_memory_efficient_norms(copy.deepcopy(model))
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+    for m in (model, light):
+        torch.manual_seed(1)  # the same dropout masks in the head
+        m(x).sum().backward()
+    for (name, p), q in zip(model.named_parameters(), light.parameters()):
+        if p.grad is None:  # the head's unused query embedding
+            assert q.grad is None
+            continue
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-7, atol=1e-10, msg=name)

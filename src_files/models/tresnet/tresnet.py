@@ -39,7 +39,7 @@ class BasicBlock(nn.Module):
         out = self.conv2(self.conv1(x))
         if self.se is not None:
             out = self.se(out)
-        return F.relu(out + shortcut)
+        return F.relu(out + shortcut, inplace=True)
 
 
 class Bottleneck(nn.Module):
@@ -64,7 +64,7 @@ class Bottleneck(nn.Module):
         if self.se is not None:
             out = self.se(out)
         out = self.conv3(out)
-        return F.relu(out + shortcut)
+        return F.relu(out + shortcut, inplace=True)
 
 
 class TResNet(nn.Module):

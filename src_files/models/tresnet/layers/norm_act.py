@@ -12,23 +12,6 @@ import torch.nn.functional as F
 from .abn_inplace import InPlaceABNFunction
 
 
-class _AbsSignAtZeroPositive(torch.autograd.Function):
-    """|w| whose gradient is +1 at w = 0 (torch.abs gives 0 there, freezing zero-initialised norms).
-
-    The compiled package negates the weight gradient only where w < 0, so a weight initialised at 0 moves.
-    """
-
-    @staticmethod
-    def forward(ctx, w):
-        ctx.save_for_backward(w)
-        return w.abs()
-
-    @staticmethod
-    def backward(ctx, grad):
-        (w,) = ctx.saved_tensors
-        return torch.where(w < 0, -grad, grad)
-
-
 def set_memory_efficient_norms(model, enabled=True):
     """Switch every NormAct2d in `model` to the InPlaceABN-style backward that keeps only its output."""
     for m in model.modules():
@@ -38,7 +21,9 @@ def set_memory_efficient_norms(model, enabled=True):
 
 
 def abn_scale(weight, eps):
-    return _AbsSignAtZeroPositive.apply(weight) + eps
+    """|w| + eps, with d|w|/dw = +1 at w = 0 as the compiled package has it (torch.abs gives 0 there, which
+    would freeze the zero-initialised norms). Plain tensor ops, so torch.compile fuses it."""
+    return torch.where(weight < 0, -weight, weight) + eps
 
 
 class NormAct2d(nn.Module):
@@ -70,7 +55,9 @@ class NormAct2d(nn.Module):
         x = F.batch_norm(x, self.running_mean, self.running_var, abn_scale(self.weight, self.eps), self.bias,
                          self.training, self.momentum, self.eps)
         if self.activation == 'leaky_relu':
-            return F.leaky_relu(x, self.activation_param)
+            # In place, as InPlaceABN: batch_norm's backward needs its input, not its output, so the output
+            # can be overwritten and autograd keeps one tensor here instead of two.
+            return F.leaky_relu(x, self.activation_param, inplace=True)
         return x
 
     def make_activation(self):
