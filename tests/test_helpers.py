@@ -47,6 +47,33 @@ def test_ema_follows_formula():
         torch.testing.assert_close(ema.module.state_dict()[k], v, rtol=0, atol=0)
 
 
+def test_ema_follows_the_model_after_its_tensors_are_replaced():
+    """The EMA caches its tensor pairs; replacing a model tensor (.data =, .to(), assign=True) must not leave
+    it averaging the old one."""
+    torch.manual_seed(0)
+    model, decay = Small(), 0.5
+    ema = ModelEma(model, decay=decay)
+    ema.update(model)
+
+    def check_one_update():
+        before = {k: v.clone() for k, v in ema.module.state_dict().items()}
+        ema.update(model)
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                expected = decay * before[k] + (1 - decay) * v.to(before[k].dtype)
+                torch.testing.assert_close(ema.module.state_dict()[k], expected, rtol=1e-6, atol=1e-6)
+
+    model.fc.weight.data = torch.randn(2, 4)          # same Parameter object, new storage
+    check_one_update()
+    model.load_state_dict({k: torch.randn_like(v) if v.is_floating_point() else v
+                           for k, v in model.state_dict().items()}, assign=True)  # new objects
+    check_one_update()
+    model.double()                                     # the EMA stays float32: converted on the fly
+    with torch.no_grad():
+        model.conv.weight.add_(1.0)
+    check_one_update()
+
+
 def test_ema_unwraps_wrapped_model():
     model = Small()
     compiled = torch.compile(nn.DataParallel(model))  # not run: only the wrappers' state-dict keys matter
