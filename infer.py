@@ -91,7 +91,7 @@ def main(argv=None):
     if args.zsl:
         raise UserError(f"{args.model_path} is a zero-shot model: it scores word vectors, so use validate.py --zsl 1 "
                         f"on a NUS-WIDE-layout folder")
-    model = maybe_compile(model, args.compile)
+    model = maybe_compile(model, args)
     outputs = save_paths(paths, is_folder, args.save_path)
 
     from src_files.data.files import load_rgb

@@ -45,7 +45,7 @@ def main(argv=None):
     if args.demo and 'data' not in explicit:
         from src_files.data import demo_coco_root, demo_nus_root
         args.data = demo_nus_root() if args.zsl else demo_coco_root()
-    model = maybe_compile(model, args.compile)
+    model = maybe_compile(model, args)
     from src_files.helper_functions.augmentations import val_transform
     transform = val_transform(args.image_size)
     start = time.time()

@@ -88,7 +88,10 @@ def add_speed_args(parser, training=True):
     g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest convolution algorithms")
     g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
-                   help="torch.compile the model (its first step takes minutes; that time is reported)")
+                   help="torch.compile the model (its first step compiles; that time is reported)")
+    g.add_argument('--compile-scope', choices=('full', 'regional'), default='full',
+                   help="with --compile: the whole model as one graph, or each distinct TResNet block compiled "
+                        "once and reused (see BENCHMARKS.md)")
     return g
 
 

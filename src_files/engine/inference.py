@@ -11,6 +11,7 @@ import torch
 
 from src_files.engine import cli
 from src_files.errors import UserError
+from src_files.models.compile import compile_model
 
 META_KEYS = ('model_name', 'image_size', 'use_ml_decoder', 'num_of_groups', 'decoder_embedding', 'zsl')
 
@@ -113,8 +114,9 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     return model, class_names, dtype, channels_last
 
 
-def maybe_compile(model, enabled):
-    if not enabled:
+def maybe_compile(model, args):
+    """--compile / --compile-scope (see src_files/models/compile.py)."""
+    if not getattr(args, 'compile', False):
         return model
-    return torch.compile(model)
+    return compile_model(model, getattr(args, 'compile_scope', 'full'))
 

@@ -31,6 +31,7 @@ from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
 from src_files.ml_decoder.ml_decoder import set_head_impl
+from src_files.models.compile import compile_model
 from src_files.models.tresnet.layers import set_memory_efficient_norms
 
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
@@ -229,10 +230,12 @@ def train(args, info, model, task, resume_state=None):
                   flush=True)
 
     train_model = raw
+    if args.compile and args.compile_scope == 'regional':
+        compile_model(raw, 'regional')  # in place: evaluation of `raw` runs compiled too
     if info.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if cuda else None)
-    if args.compile:
-        train_model = torch.compile(train_model)
+    if args.compile and args.compile_scope == 'full':
+        train_model = compile_model(train_model, 'full')
 
     if main:
         n_params = sum(p.numel() for p in raw.parameters())

@@ -1,0 +1,40 @@
+"""torch.compile for the models: the whole model, or block by block ("regional").
+
+TResNet-L repeats a handful of distinct residual blocks 33 times. Compiling the whole model traces and
+lowers every copy; compiling each block in place compiles each distinct block once and reuses it for the
+copies (https://pytorch.org/tutorials/recipes/regional_compilation.html). Fusion is the same inside a block,
+and a block's output is written to memory either way (it is the next block's convolution input and its
+shortcut); in-place compilation also keeps the state-dict keys unchanged. On a CPU it saved no compile time
+and ran slower (BENCHMARKS.md), so 'full' is the default; its GPU numbers come from benchmarks/gpu_all.sh.
+"""
+import torch
+import torch._dynamo
+
+from .tresnet.tresnet import BasicBlock, Bottleneck
+
+REPEATED_BLOCKS = (BasicBlock, Bottleneck)
+
+
+def compile_model(model, scope='full', mode=None, backend='inductor'):
+    """Compile `model` for speed; returns the module to call.
+
+    scope='full': one `torch.compile(model)` (returns the compiled wrapper). scope='regional': compile each
+    repeated block, the stem convolution and the head in place (returns `model` itself); models without known
+    repeated blocks fall back to the whole model.
+    """
+    if scope not in ('regional', 'full'):
+        raise ValueError(f"compile scope must be 'regional' or 'full', got {scope!r}")
+    blocks = [m for m in model.modules() if isinstance(m, REPEATED_BLOCKS)]
+    if scope == 'full' or not blocks:
+        return torch.compile(model, mode=mode, backend=backend)
+    # Each distinct block (downsampling or not, squeeze-excite or not, width), train/eval and batch size is one
+    # more entry for the same forward code: raise dynamo's limit of 8. Static shapes (dynamic=False): otherwise
+    # the second block width would turn on symbolic shapes, which generate slower kernels.
+    config = torch._dynamo.config
+    limit = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'  # older name
+    setattr(config, limit, max(getattr(config, limit), 64))
+    stem = getattr(getattr(model, 'body', None), 'conv1', None)
+    head = getattr(model, 'head', None)
+    for region in blocks + [m for m in (stem, head) if m is not None]:
+        region.compile(mode=mode, backend=backend, dynamic=False)
+    return model
