@@ -1,27 +1,30 @@
 """Inference throughput (images/s): the published recipe (folded norms, fp16, NCHW, eager, per-group-loop head)
 against our fast path (folded norms, channels-last, batched head + fused attention, half precision,
-optionally torch.compile), in the same run, with the largest logit difference between the two reported.
+optionally torch.compile / CUDA graphs), in the same run, with each mode's logit difference to published.
 
     python benchmarks/bench_infer.py --model-name tresnet_l --image-size 448 --batch-size 64 --compile
+    python benchmarks/bench_infer.py --modes published,fast+compile,fast+cudagraphs,fast+bf16+compile
     python benchmarks/bench_infer.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2
 """
 import argparse
 
 import torch
 
-from common import (add_common_args, build_model, machine, peak_memory_gib, print_table, reset_memory,
-                    time_loop)
+from common import (add_common_args, build_model, compile_config, compile_model, expand_modes, machine, parse_mode,
+                    peak_memory_gib, print_table, reset_memory, time_loop)
+from profile_summary import profile_step
 from src_files.models import fold_norm_layers
 
 
-def run_mode(args, device, mode, x):
-    fast = mode != 'published'
+def run_mode(args, device, name, x):
+    mode = parse_mode(name, args.compile_mode)
+    fast = mode['base'] == 'fast'
     model = fold_norm_layers(build_model(args, device, mode))
     dtype = torch.float32
     if device.type == 'cuda':
-        dtype = torch.float16 if not fast or args.half == 'fp16' else torch.bfloat16
+        dtype = torch.float16 if not fast else {'fp16': torch.float16, 'bf16': torch.bfloat16}[mode['half'] or args.half]
     model = model.to(dtype)
-    forward = torch.compile(model, mode=args.compile_mode) if fast and args.compile else model
+    forward = compile_model(model, mode)
     memory_format = torch.channels_last if fast and device.type == 'cuda' else torch.contiguous_format
     x = x.to(dtype).contiguous(memory_format=memory_format)
     outputs = []
@@ -31,9 +34,12 @@ def run_mode(args, device, mode, x):
         outputs[:] = [forward(x)]
 
     reset_memory(device)
-    first, per_step = time_loop(step, device, args.warmup, args.iters)
+    first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
     result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first)
-    return result, outputs[0].float().cpu()
+    logits = outputs[0].float().cpu()  # CUDA graphs reuse their output buffer: copy before profiling
+    if args.profile and fast:
+        profile_step(step, device, args.profile, title=f'infer {name}')
+    return result, logits
 
 
 def main():
@@ -46,14 +52,15 @@ def main():
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size,
                    generator=torch.Generator().manual_seed(0)).to(device)
     rows, logits = {}, {}
-    for mode in args.modes.split(','):
-        label = mode + (' +compile' if mode != 'published' and args.compile else '')
-        rows[label], logits[mode] = run_mode(args, device, mode, x)
+    for mode in expand_modes(args):
+        rows[mode], logits[mode] = run_mode(args, device, mode, x)
     print_table(f'# infer {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)
-    if 'published' in logits and 'fast' in logits:
+    if 'published' in logits:
         ref = logits['published']
-        print(f"logits fast vs published: relative difference {((logits['fast'] - ref).norm() / ref.norm()):.2e}")
+        for mode, out in logits.items():
+            if mode != 'published':
+                print(f'logits {mode} vs published: relative difference {((out - ref).norm() / ref.norm()):.2e}')
 
 
 if __name__ == '__main__':

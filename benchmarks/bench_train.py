@@ -1,18 +1,22 @@
 """Training throughput (images/s) and peak GPU memory: the published recipe against our fast path, same run.
 
     python benchmarks/bench_train.py --model-name tresnet_l --image-size 448 --batch-size 56 --compile
+    python benchmarks/bench_train.py --modes published,fast+compile,fast+lowmem+compile --profile 3
     python benchmarks/bench_train.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2
 
 A step is what train.py does per batch: forward, ASL loss, backward (with loss scaling in fp16), Adam step,
 OneCycle step and the model-EMA update. Inputs are synthetic unless --data points at a COCO folder.
+"activations GiB" is the memory held between the end of the forward pass and the backward (CUDA only).
 """
 import argparse
 import itertools
+import warnings
 
 import torch
 
-from common import (add_common_args, build_model, fast_amp_dtype, machine, peak_memory_gib,
-                    print_table, reset_memory, time_loop)
+from common import (add_common_args, build_model, compile_config, compile_model, expand_modes, fast_amp_dtype,
+                    machine, parse_mode, peak_memory_gib, print_table, reset_memory, time_loop)
+from profile_summary import profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
@@ -35,10 +39,11 @@ def batches(args, device):
             for _ in itertools.count() for x, y in loader)
 
 
-def run_mode(args, device, mode):
-    fast = mode != 'published'
+def run_mode(args, device, name):
+    mode = parse_mode(name, args.compile_mode)
+    fast = mode['base'] == 'fast'
     model = build_model(args, device, mode).train()
-    if mode.endswith('+lowmem'):
+    if mode['lowmem']:
         set_memory_efficient_norms(model)
     amp_dtype = fast_amp_dtype(device) if fast else (torch.float16 if device.type == 'cuda' else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -47,17 +52,21 @@ def run_mode(args, device, mode):
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-4, total_steps=10 ** 6, pct_start=0.2)
     ema = ModelEma(model, 0.9997)
     criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
-    forward = torch.compile(model, mode=args.compile_mode) if fast and args.compile else model
+    forward = compile_model(model, mode)
     data = batches(args, device)
     memory_format = torch.channels_last if fast and device.type == 'cuda' else torch.contiguous_format
+    activations = []
 
-    def step():
+    def step(measure=False):
         x, y = next(data)
         x = x.contiguous(memory_format=memory_format)
         optimizer.zero_grad(set_to_none=True)
+        before = torch.cuda.memory_allocated(device) if measure else 0
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = forward(x)
         loss = criterion(logits.float(), y)
+        if measure:
+            activations.append((torch.cuda.memory_allocated(device) - before) / 2 ** 30)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -65,13 +74,20 @@ def run_mode(args, device, mode):
         ema.update(model)
 
     reset_memory(device)
-    first, per_step = time_loop(step, device, args.warmup, args.iters)
+    first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
     result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first)
+    if device.type == 'cuda':
+        step(measure=True)
+        result['activations_gib'] = activations[-1]
+    if args.profile and fast:
+        profile_step(step, device, args.profile, title=f'train {name}')
     del model, optimizer, ema, forward
     return result
 
 
 def main():
+    # With fp16 loss scaling the first optimizer step is skipped (inf check); the scheduler's warning is noise here.
+    warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_common_args(parser, batch_size=56)
     parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')
@@ -80,13 +96,7 @@ def main():
                         help='also run fast mode with the memory-saving (InPlaceABN-style) norm backward')
     args = parser.parse_args()
     device = torch.device(args.device)
-    modes = args.modes.split(',')
-    if args.lowmem:
-        modes.append('fast+lowmem')
-    rows = {}
-    for mode in modes:
-        label = mode + (' +compile' if mode != 'published' and args.compile else '')
-        rows[label] = run_mode(args, device, mode)
+    rows = {mode: run_mode(args, device, mode) for mode in expand_modes(args)}
     print_table(f'# train {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)
 

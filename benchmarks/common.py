@@ -1,12 +1,19 @@
-"""Shared set-up of the training/inference benchmarks: the two modes, timing, memory, the result table.
+"""Shared set-up of the training/inference benchmarks: the modes, timing, memory, the result table.
 
-Modes (each measured in the same run, on the same weights):
+A mode is a base and optional `+` switches, e.g. `fast+lowmem+compile`; every mode of a run is measured in
+the same process, on the same weights.
 - published: what the published scripts did (NCHW, eager, per-group-loop head, fp16 autocast + loss scaling
   for training, folded norms + fp16 weights for inference).
 - fast: our defaults on CUDA (channels-last, bf16 autocast where supported, batched head + fused attention,
-  fused Adam, cudnn autotuning), plus torch.compile and the memory-saving norm backward when asked.
+  fused Adam, cudnn autotuning).
+Switches (fast only): lowmem (the InPlaceABN-style norm backward, training), compile (torch.compile of the
+whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
+--compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
+max-autotune-no-cudagraphs), budget<F> (compile with activation_memory_budget F: recompute instead of
+saving, e.g. budget0.5), fp16 / bf16 (inference precision).
 """
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -17,6 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from src_files.ml_decoder import set_head_impl  # noqa: E402
 from src_files.models import create_model  # noqa: E402
+from src_files.models.compile import compile_model as compile_model_for_speed  # noqa: E402
 
 
 def add_common_args(parser, batch_size):
@@ -28,10 +36,67 @@ def add_common_args(parser, batch_size):
     parser.add_argument('--num-of-groups', type=int, default=-1)
     parser.add_argument('--iters', type=int, default=20, help='timed steps per mode')
     parser.add_argument('--warmup', type=int, default=5, help='untimed steps per mode (after compilation)')
-    parser.add_argument('--modes', default='published,fast', help='comma-separated modes to run')
+    parser.add_argument('--modes', default='published,fast',
+                        help='comma-separated modes to run, e.g. published,fast,fast+lowmem+compile (see above)')
     parser.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
-                        help='torch.compile the model in fast mode (compile time is reported separately)')
-    parser.add_argument('--compile-mode', default=None, help="torch.compile mode (None = default)")
+                        help='add +compile to every fast mode (compile time is the "first step" column)')
+    parser.add_argument('--compile-mode', default=None, help="torch.compile mode of +compile (None = default)")
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
+                        help='after timing, profile this many steps of each fast mode: kernel time by category')
+
+
+SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'fp16', 'bf16')
+
+
+def parse_mode(mode, default_compile_mode=None):
+    """'fast+lowmem+compile' -> dict(base, lowmem, compile, scope, compile_mode, memory_budget, half)."""
+    base, *switches = mode.split('+')
+    if base not in ('published', 'fast'):
+        raise SystemExit(f"mode {mode!r}: must start with 'published' or 'fast'")
+    if base == 'published' and switches:
+        raise SystemExit(f"mode {mode!r}: 'published' takes no switches")
+    parsed = dict(base=base, lowmem=False, compile=False, scope='full', compile_mode=default_compile_mode,
+                  memory_budget=None, half=None)
+    for switch in switches:
+        if switch.startswith('budget'):
+            parsed.update(compile=True, memory_budget=float(switch[len('budget'):]))
+        elif switch not in SWITCHES:
+            raise SystemExit(f"mode {mode!r}: unknown switch {switch!r} (known: {', '.join(SWITCHES)}, budget<F>)")
+        elif switch == 'lowmem':
+            parsed['lowmem'] = True
+        elif switch in ('fp16', 'bf16'):
+            parsed['half'] = switch
+        elif switch == 'regional':
+            parsed.update(compile=True, scope='regional')
+        else:
+            parsed['compile'] = True
+            if switch != 'compile':
+                parsed['compile_mode'] = {'cudagraphs': 'reduce-overhead',
+                                          'autotune': 'max-autotune-no-cudagraphs'}[switch]
+    return parsed
+
+
+def expand_modes(args):
+    """The --modes list, with the --compile shortcut applied to every fast mode."""
+    modes = args.modes.split(',') + (['fast+lowmem'] if getattr(args, 'lowmem', False) else [])
+    if args.compile:
+        modes = [m if m == 'published' or parse_mode(m)['compile'] else m + '+compile' for m in modes]
+    return modes
+
+
+def compile_model(model, mode):
+    """torch.compile as the mode asks (compilation itself happens at the first call)."""
+    if not mode['compile']:
+        return model
+    return compile_model_for_speed(model, scope=mode['scope'], mode=mode['compile_mode'])
+
+
+def compile_config(mode):
+    """Inductor/AOT settings active while the first step compiles."""
+    if mode['memory_budget'] is None:
+        return contextlib.nullcontext()
+    import torch._functorch.config
+    return torch._functorch.config.patch(activation_memory_budget=mode['memory_budget'])
 
 
 def machine(device):
@@ -47,12 +112,13 @@ def fast_amp_dtype(device):
 
 
 def build_model(args, device, mode):
+    """The model of a parsed mode, on the device, with the same weights for every mode."""
     torch.manual_seed(0)
     model = create_model(model_name=args.model_name, num_classes=args.num_classes,
                          num_of_groups=args.num_of_groups, image_size=args.image_size)
-    set_head_impl(model, 'published' if mode == 'published' else 'fast')
+    set_head_impl(model, mode['base'])
     model = model.to(device)
-    if mode != 'published' and device.type == 'cuda':
+    if mode['base'] == 'fast' and device.type == 'cuda':
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     else:
@@ -75,11 +141,12 @@ def peak_memory_gib(device):
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
 
 
-def time_loop(step, device, warmup, iters):
+def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcontext()):
     """-> (seconds of the first call (compilation included), seconds per timed call)."""
     sync(device)
     start = time.perf_counter()
-    step()
+    with first_call_context:
+        step()
     sync(device)
     first = time.perf_counter() - start
     for _ in range(warmup):
@@ -93,13 +160,14 @@ def time_loop(step, device, warmup, iters):
 
 
 def print_table(title, rows, baseline='published'):
-    """rows: {mode: dict(images_per_s, peak_gib, first_step_s, note)}."""
+    """rows: {mode: dict(images_per_s, peak_gib, first_step_s[, activations_gib])}."""
     print(title)
-    print(f"| {'mode':32} | {'images/s':>9} | {'ratio':>6} | {'peak GiB':>8} | {'first step s':>12} |")
-    print(f"|{'-' * 34}|{'-' * 11}|{'-' * 8}|{'-' * 10}|{'-' * 14}|")
+    print(f"| {'mode':32} | {'images/s':>9} | {'ratio':>6} | {'peak GiB':>8} | {'activations GiB':>15} | "
+          f"{'first step s':>12} |")
+    print(f"|{'-' * 34}|{'-' * 11}|{'-' * 8}|{'-' * 10}|{'-' * 17}|{'-' * 14}|")
     base = rows.get(baseline, {}).get('images_per_s')
     for mode, r in rows.items():
         ratio = f"{r['images_per_s'] / base:5.2f}x" if base else '   n/a'
         print(f"| {mode:32} | {r['images_per_s']:9.1f} | {ratio:>6} | {r['peak_gib']:8.2f} | "
-              f"{r['first_step_s']:12.1f} |")
+              f"{r.get('activations_gib', float('nan')):15.2f} | {r['first_step_s']:12.1f} |")
     sys.stdout.flush()

@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
-# Every GPU measurement of BENCHMARKS.md in one go (about 7 minutes on one H100).
-#   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to gpu_all.log
+# Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
+#   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-# Each measurement runs on its own, so one failure does not stop the rest.
+#   EXTRA=1 bash benchmarks/gpu_all.sh        # also the whole-model compile of TResNet-L (about 3 more minutes)
+# Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 cd "$(dirname "$0")"
-log=${1:-gpu_all.log}
+log=$(realpath -m "${1:-gpu_all.log}")
 export PYTHONUNBUFFERED=1
+limit=300
 if [ "${SMOKE:-0}" = 1 ]; then
   toy="--device cpu --iters 1 --warmup 0"
   L="--model-name tresnet_m --image-size 64 --batch-size 2 $toy"; M="$L"; XL="$L"; IL="$L"; H="--device cpu --batch-size 2 --iters 1"
+  P=1; limit=900
+  compiled=regional  # the CPU compiles slowly: one compiled mode per command in the dry run
 else
   L="--model-name tresnet_l --image-size 448 --batch-size 56 --iters 15 --warmup 3"
   IL="--model-name tresnet_l --image-size 448 --batch-size 64 --iters 20 --warmup 3"
   M="--model-name tresnet_m --image-size 224 --batch-size 128 --iters 15 --warmup 3"
   XL="--model-name tresnet_xl --image-size 640 --batch-size 16 --iters 10 --warmup 3"
   H="--batch-size 56"
+  P=3
+  compiled=
 fi
-run() { echo "\$ python $*" | tee -a "$log"; timeout 400 python "$@" 2>&1 | tee -a "$log"; echo | tee -a "$log"; }
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
-  python -c 'import torch; print("torch", torch.__version__)'; } | tee "$log"
+run() { echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | tee -a "$log"; echo | tee -a "$log"; }
+pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
+  python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
+run bench_train.py $L --modes "$(pick published,fast,fast+regional,fast+lowmem+regional)" --profile $P
+run bench_infer.py $IL --modes "$(pick published,fast,fast+regional,fast+compile,fast+cudagraphs)" --profile $P
+run bench_train.py $M --modes "$(pick published,fast,fast+regional)"
+run bench_train.py $XL --modes "$(pick published,fast+regional,fast+lowmem+regional)"
+run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast,fast+regional)"
 run bench_head.py $H
-run bench_train.py $L --lowmem
-run bench_infer.py $IL --compile
-run bench_train.py $M
-run bench_train.py $XL --lowmem
-run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast
-run bench_train.py $L --modes fast+lowmem --compile
+if [ "${EXTRA:-0}" = 1 ]; then
+  run bench_train.py $L --modes published,fast+compile,fast+lowmem+compile
+fi
+date -u | tee -a "$log"

@@ -1,0 +1,75 @@
+"""Where a step's time goes: run a few steps under torch.profiler and print the kernel time by category.
+
+The table answers "what limits it": convolutions (cuDNN) against the memory-bound elementwise / reduction /
+norm kernels, the optimizer, layout copies, and how busy the device is over the step's wall time (a low
+fraction means the CPU cannot launch kernels fast enough, where CUDA graphs would help).
+"""
+import re
+import time
+from collections import defaultdict
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+# First match wins; kernel names of cuDNN / cuBLAS / Triton / ATen on CUDA, ATen op names on the CPU.
+CATEGORIES = [
+    ('optimizer / EMA (multi-tensor)', r'multi_tensor|fused_adam|foreach|_fused_adam|lerp'),
+    ('layout / copies', r'nchwToNhwc|nhwcToNchw|memcpy|Memcpy|copy_|CatArrayBatched|transpose|permute'),
+    ('convolution', r'conv|xmma|implicit_gemm|dgrad|wgrad|fprop|cudnn|winograd|depthwise'),
+    ('matmul', r'gemm|cublas|cutlass|matmul|addmm|bmm|\bmm\b|attention|flash|fmha|sdpa'),
+    ('batch norm', r'batch_norm|batchnorm|bn_|welford'),
+    ('torch.compile (Triton, fused)', r'^triton_'),
+    ('reductions', r'reduce|sum|mean|var_mean'),
+    ('elementwise', r'elementwise|vectorized|unrolled|leaky|relu|sigmoid|mul|add|div|sqrt|where|pad|reflection'),
+]
+
+
+def categorize(name):
+    for category, pattern in CATEGORIES:
+        if re.search(pattern, name, flags=re.IGNORECASE):
+            return category
+    return 'other'
+
+
+def _self_time_us(event, device_type):
+    if device_type == 'cuda':
+        for attr in ('self_device_time_total', 'self_cuda_time_total'):
+            if hasattr(event, attr):
+                return getattr(event, attr)
+    return event.self_cpu_time_total
+
+
+def profile_step(step, device, steps=3, top=12, title='profile'):
+    """Run `step` `steps` times under the profiler; print per-step kernel time by category and the top kernels."""
+    cuda = device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    if cuda:
+        torch.cuda.synchronize(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        wall_ms = (time.perf_counter() - start) / steps * 1e3
+    per_kernel = defaultdict(float)
+    for event in prof.key_averages():
+        is_kernel = (event.device_type == torch.autograd.DeviceType.CUDA) if cuda else \
+            (event.device_type == torch.autograd.DeviceType.CPU and event.key.startswith('aten::'))
+        if is_kernel:
+            per_kernel[event.key] += _self_time_us(event, device.type) / 1e3 / steps
+    per_category = defaultdict(float)
+    for name, ms in per_kernel.items():
+        per_category[categorize(name)] += ms
+    busy = sum(per_kernel.values())
+    what = 'kernel' if cuda else 'CPU op (self time)'
+    print(f'# {title}: {steps} profiled steps, {wall_ms:.1f} ms wall per step, {busy:.1f} ms {what} time per step '
+          f'({100 * busy / wall_ms:.0f}% busy)')
+    print(f"| {'category':34} | {'ms/step':>8} | {'share':>6} |")
+    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 8}|")
+    for category, ms in sorted(per_category.items(), key=lambda kv: -kv[1]):
+        print(f'| {category:34} | {ms:8.2f} | {100 * ms / max(busy, 1e-9):5.1f}% |')
+    print(f'top {top} {what}s:')
+    for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]:
+        print(f'  {ms:8.2f} ms  {categorize(name):30}  {name[:110]}')
+    return dict(wall_ms=wall_ms, busy_ms=busy, per_category=dict(per_category))
