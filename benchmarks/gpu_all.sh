@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED=1
 limit=300
 if [ "${SMOKE:-0}" = 1 ]; then
   toy="--device cpu --iters 1 --warmup 0"
-  L="--model-name tresnet_m --image-size 64 --batch-size 2 $toy"; M="$L"; XL="$L"; IL="$L"; H="--device cpu --batch-size 2 --iters 1"
+  L="--model-name tresnet_m --image-size 64 --batch-size 2 $toy"; M="$L"; XL="$L"; IL="$L"; H="--device cpu --batch-size 2 --iters 1"; N="--device cpu --shape 2,8,8,8 --iters 1"
   P=1; limit=900
   compiled=regional  # the CPU compiles slowly: one compiled mode per command in the dry run
 else
@@ -19,7 +19,7 @@ else
   IL="--model-name tresnet_l --image-size 448 --batch-size 64 --iters 20 --warmup 3"
   M="--model-name tresnet_m --image-size 224 --batch-size 128 --iters 15 --warmup 3"
   XL="--model-name tresnet_xl --image-size 640 --batch-size 16 --iters 10 --warmup 3"
-  H="--batch-size 56"
+  H="--batch-size 56"; N=""
   P=3
   compiled=
 fi
@@ -33,6 +33,7 @@ run bench_train.py $M --modes "$(pick published,fast,fast+regional)"
 run bench_train.py $XL --modes "$(pick published,fast+regional,fast+lowmem+regional)"
 run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast,fast+regional)"
 run bench_head.py $H
+run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
   run bench_train.py $L --modes published,fast+compile,fast+lowmem+compile
 fi

@@ -59,3 +59,10 @@ def test_memory_benchmark_counts_less_for_the_memory_saving_norms():
            if line.startswith('| ') and line.split('|')[2].strip().replace('.', '').isdigit()}
     assert set(mib) == {'published', 'fast', 'fast+lowmem'}
     assert mib['fast+lowmem'] < 0.9 * mib['fast']  # one tensor per norm fewer (about -18% at this size)
+
+
+def test_norm_benchmark_runs_on_cpu():
+    out = subprocess.run([sys.executable, 'bench_norm.py', '--device', 'cpu', '--shape', '2,8,8,8', '--iters', '1',
+                          '--warmup', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '| standard ' in out.stdout and '| memory-saving ' in out.stdout

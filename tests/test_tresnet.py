@@ -237,3 +237,25 @@ def test_memory_efficient_norms_train_a_whole_model_with_the_same_gradients():
             assert q.grad is None
             continue
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-7, atol=1e-10, msg=name)
+
+
+def test_memory_efficient_norm_in_bfloat16_is_as_accurate_as_the_standard_one():
+    """bf16 activations, fp32 parameters (what autocast gives), against the same layer in float64: the
+    memory-saving path recovers its input from the bf16 output and must stay within bf16 rounding (measured:
+    2e-3 on the weight gradient, 1.4e-3 on the input gradient)."""
+    reference = randomized_norm(6).train()
+    norm = randomized_norm(6).float().train()
+    light = set_memory_efficient_norms(copy.deepcopy(norm))
+    torch.manual_seed(0)
+    x = (torch.randn(4, 6, 8, 8) * 3 + 1).bfloat16()
+    grad = torch.randn(4, 6, 8, 8).bfloat16()
+    results = []
+    for m, dtype in ((reference, torch.float64), (norm, torch.bfloat16), (light, torch.bfloat16)):
+        xi = x.to(dtype).clone().requires_grad_()  # .to() of the same dtype would return x itself
+        y = m(xi)
+        y.backward(grad.to(dtype))
+        results.append([t.double() for t in (y, xi.grad, m.weight.grad, m.bias.grad)])
+    for name, ref, std, low in zip(('output', 'input grad', 'weight grad', 'bias grad'), *results):
+        error = lambda t: ((t - ref).norm() / ref.norm()).item()  # noqa: E731
+        assert error(std) < 5e-3 and error(low) < 5e-3, (name, error(std), error(low))
+    torch.testing.assert_close(light.running_var, norm.running_var, rtol=1e-5, atol=1e-6)

@@ -2,11 +2,11 @@
 
 A plain batch norm + activation keeps two tensors per layer for the backward pass (the norm's input and the
 activation's output). This one keeps only its output y, which the next convolution keeps anyway, and recovers
-the normalised input from it: z = act^-1(y), x_hat = (z - b) / (|w| + eps). Same math as NormAct2d; the
-gradients differ only by the rounding of the stored output (exact in float32/float64).
+the norm's input from it: z = act^-1(y), x = (z - b) / (|w| + eps) / inv_std + mean. Then ATen's own batch-norm
+backward does the rest, so the extra cost is a few elementwise passes. Same math as NormAct2d; the gradients
+differ only by the rounding of the stored output (exact in float32/float64).
 """
 import torch
-import torch.nn.functional as F
 
 
 def _channel(t):
@@ -16,47 +16,33 @@ def _channel(t):
 class InPlaceABNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps, slope):
-        compute = torch.promote_types(x.dtype, torch.float32)
-        xc = x.to(compute)
-        if training:
-            var, mean = torch.var_mean(xc, dim=(0, 2, 3), correction=0)
-            n = x.numel() // x.shape[1]
-            with torch.no_grad():
-                running_mean.lerp_(mean.to(running_mean.dtype), momentum)
-                running_var.lerp_((var * n / max(n - 1, 1)).to(running_var.dtype), momentum)
-        else:
-            mean, var = running_mean.to(compute), running_var.to(compute)
-        inv_std = torch.rsqrt(var + eps)
-        scale = weight.to(compute).abs() + eps
-        a = inv_std * scale
-        y = xc * _channel(a) + _channel(bias.to(compute) - mean * a)
+        scale = weight.abs() + eps
+        # Batch statistics, running-statistics update (unbiased variance) and the affine map, as F.batch_norm.
+        y, mean, inv_std = torch.ops.aten.native_batch_norm(x, scale, bias, running_mean, running_var, training,
+                                                            momentum, eps)
+        if not training:
+            mean, inv_std = running_mean.clone(), torch.rsqrt(running_var + eps)
         if slope is not None:
-            y = F.leaky_relu(y, slope)
-        y = y.to(x.dtype)
-        ctx.save_for_backward(y, weight, bias, inv_std)
-        ctx.training, ctx.eps, ctx.slope, ctx.x_dtype = training, eps, slope, x.dtype
+            y = torch.ops.aten.leaky_relu_(y, slope)
+        ctx.save_for_backward(y, weight, bias, mean, inv_std)
+        ctx.training, ctx.eps, ctx.slope = training, eps, slope
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        y, weight, bias, inv_std = ctx.saved_tensors
-        compute = inv_std.dtype
-        y, dy = y.to(compute), dy.to(compute)
-        if ctx.slope is not None:  # invert the leaky ReLU (slope > 0)
-            negative = y < 0
-            z = torch.where(negative, y / ctx.slope, y)
-            dz = torch.where(negative, dy * ctx.slope, dy)
+        y, weight, bias, mean, inv_std = ctx.saved_tensors
+        if ctx.slope is not None:  # undo the leaky ReLU (slope > 0): its inverse is a leaky ReLU of slope 1/slope
+            dz = torch.ops.aten.leaky_relu_backward(dy, y, ctx.slope, True)
+            z = torch.ops.aten.leaky_relu(y, 1.0 / ctx.slope)
         else:
-            z, dz = y, dy
-        scale = weight.to(compute).abs() + ctx.eps
-        x_hat = (z - _channel(bias.to(compute))) / _channel(scale)
-        d_bias = dz.sum((0, 2, 3))
-        d_scale = (dz * x_hat).sum((0, 2, 3))
-        if ctx.training:
-            n = dz.numel() // dz.shape[1]
-            dx = _channel(scale * inv_std) * (dz - _channel(d_bias / n) - x_hat * _channel(d_scale / n))
-        else:
-            dx = dz * _channel(scale * inv_std)
+            dz, z = dy, y
+        scale = weight.abs() + ctx.eps
+        a = 1.0 / (scale * inv_std)  # x = z * a + c per channel, computed in float32, stored in y's dtype
+        c = mean - bias * a
+        x = torch.addcmul(_channel(c), z, _channel(a), out=torch.empty_like(y))
+        # Mixed precision as in the forward: bf16/fp16 activations, float32 parameters and statistics.
+        dx, d_scale, d_bias = torch.ops.aten.native_batch_norm_backward(
+            dz, x, scale, mean, 1.0 / inv_std.square() - ctx.eps, mean, inv_std, ctx.training, ctx.eps,
+            [True, True, True])
         d_weight = torch.where(weight < 0, -d_scale, d_scale)  # d|w|/dw = +1 at w = 0, as the compiled package
-        return (dx.to(ctx.x_dtype), d_weight.to(weight.dtype),
-                d_bias.to(bias.dtype), None, None, None, None, None, None)
+        return dx, d_weight, d_bias, None, None, None, None, None, None
