@@ -83,8 +83,9 @@ def add_speed_args(parser, training=True):
         g.add_argument('--fused-optimizer', action=argparse.BooleanOptionalAction, default=True,
                        help="Adam with fused=True")
         g.add_argument('--lowmem-norm', action=argparse.BooleanOptionalAction, default=False,
-                       help="InPlaceABN-style norm backward that keeps only each norm's output: about 25%% less "
-                            "GPU memory for TResNet; slower unless combined with --compile (see BENCHMARKS.md)")
+                       help="InPlaceABN-style norm backward that keeps only each norm's output: about 17%% less "
+                            "activation memory for TResNet-L, norm layers 1.2-3x slower in eager mode "
+                            "(see BENCHMARKS.md)")
     g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest convolution algorithms")
     g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
