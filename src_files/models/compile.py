@@ -4,7 +4,9 @@ TResNet-L repeats a handful of distinct residual blocks 33 times. Compiling the 
 lowers every copy; compiling each block in place compiles each distinct block once and reuses it for the
 copies (https://pytorch.org/tutorials/recipes/regional_compilation.html). Fusion is the same inside a block,
 and a block's output is written to memory either way (it is the next block's convolution input and its
-shortcut); in-place compilation also keeps the state-dict keys unchanged. On a CPU it saved no compile time
+shortcut); in-place compilation also keeps the state-dict keys unchanged, and evaluation of the same module
+runs compiled too. Shapes are static, so a new batch size (an epoch's last batch, evaluation) compiles once
+more. On a CPU it saved no compile time
 and ran slower (BENCHMARKS.md), so 'full' is the default; its GPU numbers come from benchmarks/gpu_all.sh.
 """
 import torch
