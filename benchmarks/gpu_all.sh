@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
-#   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to gpu_all.log (appended to as it goes)
+#   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
 #   EXTRA=1 bash benchmarks/gpu_all.sh        # also the whole-model compile of TResNet-L (about 3 more minutes)
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
+log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
 cd "$(dirname "$0")"
-log=$(realpath -m "${1:-gpu_all.log}")
 export PYTHONUNBUFFERED=1
 limit=300
 if [ "${SMOKE:-0}" = 1 ]; then
