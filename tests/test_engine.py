@@ -128,3 +128,13 @@ def test_zsl_scores():
     assert r['P@3'] == pytest.approx(50.0) and r['R@3'] == pytest.approx(100.0)
     assert 0 < r['mAP'] <= 100
     assert 'ZSL mAP' in zsl.format_zsl({'zsl': r})
+
+
+def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
+    monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: set(range(64)), raising=False)
+    monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
+    assert cli.default_workers() == 16          # capped
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '8')
+    assert cli.default_workers() == 8           # 64 cores / 8 torchrun processes
+    monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: {0}, raising=False)
+    assert cli.default_workers() == 1           # never 0: that would load in the training process

@@ -25,7 +25,15 @@ def default_device():
 
 
 def default_workers():
-    return min(8, os.cpu_count() or 1)
+    """This process's share of the usable CPU cores (torchrun starts LOCAL_WORLD_SIZE processes per machine),
+    at most 16. The published train transform runs at about 210 images/s per core, so TResNet-M 224 on a
+    fast GPU needs well over 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    per_process = cores // max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
+    return max(1, min(16, per_process))
 
 
 def parse_args(parser, argv=None):
