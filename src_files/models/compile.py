@@ -6,8 +6,8 @@ copies (https://pytorch.org/tutorials/recipes/regional_compilation.html). Fusion
 and a block's output is written to memory either way (it is the next block's convolution input and its
 shortcut); in-place compilation also keeps the state-dict keys unchanged, and evaluation of the same module
 runs compiled too. Shapes are static, so a new batch size (an epoch's last batch, evaluation) compiles once
-more. On a CPU it saved no compile time
-and ran slower (BENCHMARKS.md), so 'full' is the default; its GPU numbers come from benchmarks/gpu_all.sh.
+more. On a CPU it saved no compile time and ran slower (BENCHMARKS.md), so 'full' is the default; its GPU
+numbers come from benchmarks/gpu_all.sh.
 """
 import torch
 import torch._dynamo
@@ -31,7 +31,7 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
         return torch.compile(model, mode=mode, backend=backend)
     # Each distinct block (downsampling or not, squeeze-excite or not, width), train/eval and batch size is one
     # more entry for the same forward code: raise dynamo's limit of 8. Static shapes (dynamic=False): otherwise
-    # the second block width would turn on symbolic shapes, which generate slower kernels.
+    # the second block width turns on symbolic shapes (slower kernels; inductor failed on them on a CPU).
     config = torch._dynamo.config
     limit = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'  # older name
     setattr(config, limit, max(getattr(config, limit), 64))

@@ -40,7 +40,8 @@ class InPlaceABNFunction(torch.autograd.Function):
         a = 1.0 / (scale * inv_std)  # x = z * a + c per channel, computed in float32, stored in y's dtype
         c = mean - bias * a
         x = torch.addcmul(_channel(c), z, _channel(a), out=torch.empty_like(y))
-        # Mixed precision as in the forward: bf16/fp16 activations, float32 parameters and statistics.
+        # Mixed precision as in the forward: bf16/fp16 activations, float32 parameters and statistics. The
+        # running-statistics arguments are read only in eval mode, where mean / inv_std are exactly them.
         dx, d_scale, d_bias = torch.ops.aten.native_batch_norm_backward(
             dz, x, scale, mean, 1.0 / inv_std.square() - ctx.eps, mean, inv_std, ctx.training, ctx.eps,
             [True, True, True])
