@@ -1,60 +1,117 @@
-"""Activation memory of a training step, on any device: the bytes autograd keeps for the backward pass.
+"""Activation memory of a training step, on any device: the bytes kept for the backward pass.
 
-    python benchmarks/bench_memory.py --model-name tresnet_l --image-size 448 --batch-size 2 --device cpu
+    python benchmarks/bench_memory.py --model-name tresnet_l --image-size 448 --batch-size 3 --amp bf16 \\
+        --modes published,fast,fast+lowmem,fast+compile,fast+lowmem+compile
 
-Counted with torch.autograd.graph.saved_tensors_hooks (eager modes only: a compiled graph keeps its own), each
-storage once, parameters left out. It scales with batch x pixels, so a CPU at batch 2 predicts the GPU's
-activation memory at batch 56 (x28; in fp32 here, half of it in bf16/fp16).
+Eager modes: counted with torch.autograd.graph.saved_tensors_hooks, each storage once. Compiled modes: what
+inductor's partitioner decides to keep (the inputs of its backward graphs; "graphs" counts them: more than one
+means graph breaks), with inductor's decompositions but no code generation, so it takes seconds and needs no
+GPU. Split into activations (tensors with the batch dimension: they scale with
+batch x pixels, so a CPU at batch 3 predicts a GPU at batch 56) and the rest (parameters left out; low-precision
+weight copies under autocast counted). Use a batch size that no weight dimension equals (3 works for TResNet).
 """
 import argparse
+import contextlib
 
 import torch
 
-from common import build_model, parse_mode
-from src_files.models.tresnet.layers import set_memory_efficient_norms
+from common import build_model, compile_config, parse_mode
+from src_files.models.tresnet import set_memory_efficient
 
 
-def saved_bytes(model, x):
+def saved_bytes_eager(model, x, batch_size):
+    """-> (activation bytes, other bytes) autograd keeps for backward, parameters left out."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept = {}
+    kept = {}  # storage address -> [bytes, holds a per-sample tensor]
 
     def pack(t):
         storage = t.untyped_storage()
         if storage.data_ptr() not in params:
-            kept[storage.data_ptr()] = storage.nbytes()
+            entry = kept.setdefault(storage.data_ptr(), [storage.nbytes(), False])
+            entry[1] |= t.dim() > 0 and t.shape[0] == batch_size
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(x)
     out.float().sum().backward()
-    return sum(kept.values())
+    return (sum(n for n, per_sample in kept.values() if per_sample),
+            sum(n for n, per_sample in kept.values() if not per_sample))
+
+
+def saved_bytes_compiled(model, x, batch_size, mode):
+    """-> (activation bytes, other bytes, graphs) that inductor's partitioner keeps for backward.
+
+    Inductor's decompositions and partitioner (its joint-graph passes, then the min-cut), without its code
+    generation: the partitioned graphs run as they are, so this takes seconds on a CPU."""
+    import torch._dynamo
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+    from torch._inductor.compile_fx import partition_fn
+    from torch._guards import detect_fake_mode
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._inductor.virtualized import V
+    totals = dict(activations=0, other=0, graphs=0)
+
+    def counting_partition(joint, joint_inputs, **kwargs):
+        with V.set_fake_mode(detect_fake_mode(joint_inputs)):  # as inductor's own compile sets it
+            forward, backward = partition_fn(joint, joint_inputs, **kwargs)
+        computed = {n.name for n in forward.graph.nodes if n.op != 'placeholder'}  # leaves out params and x
+        for node in backward.graph.nodes:
+            value = node.meta.get('val')
+            if node.op == 'placeholder' and node.name in computed and isinstance(value, torch.Tensor):
+                per_sample = value.dim() > 0 and value.shape[0] == batch_size
+                totals['activations' if per_sample else 'other'] += value.numel() * value.element_size()
+        totals['graphs'] += 1
+        return forward, backward
+
+    def run_as_is(graph, example_inputs):
+        return make_boxed_func(graph.forward)
+
+    backend = aot_autograd(fw_compiler=run_as_is, bw_compiler=run_as_is, partition_fn=counting_partition,
+                           decompositions=select_decomp_table())
+    torch._dynamo.reset()
+    with compile_config(mode):
+        torch.compile(model, backend=backend)(x)
+    torch._dynamo.reset()
+    return totals['activations'], totals['other'], totals['graphs']
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--model-name', default='tresnet_l')
-    parser.add_argument('--image-size', type=int, default=448)
-    parser.add_argument('--batch-size', type=int, default=2)
-    parser.add_argument('--num-classes', type=int, default=80)
-    parser.add_argument('--num-of-groups', type=int, default=-1)
-    parser.add_argument('--modes', default='published,fast,fast+lowmem', help='eager modes (see common.py)')
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cpu', help='default: %(default)s')
+    parser.add_argument('--model-name', default='tresnet_l', help='default: %(default)s')
+    parser.add_argument('--image-size', type=int, default=448, help='default: %(default)s')
+    parser.add_argument('--batch-size', type=int, default=3, help='default: %(default)s')
+    parser.add_argument('--num-classes', type=int, default=80, help='default: %(default)s')
+    parser.add_argument('--num-of-groups', type=int, default=-1, help='default: %(default)s')
+    parser.add_argument('--amp', choices=('off', 'bf16'), default='off',
+                        help='autocast dtype (bf16: what the fast path runs on a GPU); default: %(default)s')
+    parser.add_argument('--modes', default='published,fast,fast+lowmem',
+                        help='modes (see common.py); compiled ones (+compile, +budget<F>) are counted from '
+                             "inductor's partition; default: %(default)s")
     args = parser.parse_args()
     device = torch.device(args.device)
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size,
                    generator=torch.Generator().manual_seed(0)).to(device)
-    print(f'# saved for backward, {args.model_name} {args.image_size}px, batch {args.batch_size}, fp32, '
-          f'torch {torch.__version__}')
-    print(f"| {'mode':20} | {'MiB':>9} | {'MiB per image':>13} |")
-    print(f"|{'-' * 22}|{'-' * 11}|{'-' * 15}|")
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == 'bf16'
+                else contextlib.nullcontext())
+    print(f"# kept for backward, {args.model_name} {args.image_size}px, batch {args.batch_size}, "
+          f"{'bf16 autocast' if args.amp == 'bf16' else 'fp32'}, torch {torch.__version__}")
+    print(f"| {'mode':28} | {'activations MiB per image':>25} | {'other MiB':>9} | {'graphs':>6} |")
+    print(f"|{'-' * 30}|{'-' * 27}|{'-' * 11}|{'-' * 8}|")
     for name in args.modes.split(','):
         mode = parse_mode(name)
-        if mode['compile']:
-            raise SystemExit(f'{name}: only eager modes can be counted here')
+        if mode['scope'] != 'full' or mode['compile_mode'] is not None:
+            raise SystemExit(f'{name}: only eager modes and the default whole-model compile can be counted')
         model = build_model(args, device, mode).train()
-        set_memory_efficient_norms(model, mode['lowmem'])
-        mib = saved_bytes(model, x) / 2 ** 20
-        print(f'| {name:20} | {mib:9.1f} | {mib / args.batch_size:13.1f} |', flush=True)
+        set_memory_efficient(model, mode['lowmem'])
+        with autocast:
+            if mode['compile']:
+                activations, other, graphs = saved_bytes_compiled(model, x, args.batch_size, mode)
+            else:
+                (activations, other), graphs = saved_bytes_eager(model, x, args.batch_size), ''
+        print(f'| {name:28} | {activations / 2 ** 20 / args.batch_size:25.1f} | {other / 2 ** 20:9.1f} | '
+              f'{graphs:>6} |', flush=True)
 
 
 if __name__ == '__main__':

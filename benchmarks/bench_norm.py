@@ -1,4 +1,4 @@
-"""One norm-activation layer, forward + backward: the standard path against the memory-saving one (--lowmem-norm),
+"""One norm-activation layer, forward + backward: the standard path against the memory-saving one (--lowmem),
 same run, same input.
 
     python benchmarks/bench_norm.py                                   # CUDA if available: bf16, channels-last

@@ -20,7 +20,7 @@ from profile_summary import profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
-from src_files.models.tresnet.layers import set_memory_efficient_norms
+from src_files.models.tresnet import set_memory_efficient
 
 
 def batches(args, device):
@@ -44,7 +44,7 @@ def run_mode(args, device, name):
     fast = mode['base'] == 'fast'
     model = build_model(args, device, mode).train()
     if mode['lowmem']:
-        set_memory_efficient_norms(model)
+        set_memory_efficient(model)
     amp_dtype = fast_amp_dtype(device) if fast else (torch.float16 if device.type == 'cuda' else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer = torch.optim.Adam(add_weight_decay(model, 1e-4), lr=1e-4, weight_decay=0,
@@ -93,7 +93,7 @@ def main():
     parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')
     parser.add_argument('--workers', type=int, default=8)
     parser.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=False,
-                        help='also run fast mode with the memory-saving (InPlaceABN-style) norm backward')
+                        help='also run fast mode with the memory-saving backward (train.py --lowmem)')
     args = parser.parse_args()
     device = torch.device(args.device)
     rows = {mode: run_mode(args, device, mode) for mode in expand_modes(args)}

@@ -6,7 +6,7 @@ the same process, on the same weights.
   for training, folded norms + fp16 weights for inference).
 - fast: our defaults on CUDA (channels-last, bf16 autocast where supported, batched head + fused attention,
   fused Adam, cudnn autotuning).
-Switches (fast only): lowmem (the InPlaceABN-style norm backward, training), compile (torch.compile of the
+Switches (fast only): lowmem (the memory-saving backward of train.py --lowmem), compile (torch.compile of the
 whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
 max-autotune-no-cudagraphs), budget<F> (compile with activation_memory_budget F: recompute instead of

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parent.parent / 'benchmarks'
 TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '2',
@@ -53,12 +54,35 @@ def test_head_benchmark_runs_on_cpu():
 
 def test_memory_benchmark_counts_less_for_the_memory_saving_norms():
     out = subprocess.run([sys.executable, 'bench_memory.py', '--model-name', 'tresnet_m', '--image-size', '64',
-                          '--batch-size', '1'], cwd=BENCH, capture_output=True, text=True, timeout=300)
+                          '--batch-size', '3'], cwd=BENCH, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     mib = {line.split('|')[1].strip(): float(line.split('|')[2]) for line in out.stdout.splitlines()
            if line.startswith('| ') and line.split('|')[2].strip().replace('.', '').isdigit()}
     assert set(mib) == {'published', 'fast', 'fast+lowmem'}
     assert mib['fast+lowmem'] < 0.9 * mib['fast']  # one tensor per norm fewer (about -18% at this size)
+
+
+def test_compiled_memory_count_sees_the_recomputed_squeeze_excite_product():
+    """What inductor's partitioner keeps for one Bottleneck under bf16 autocast (no code generated): the
+    memory-saving block keeps two [N, planes, H, W] tensors fewer - the first norm's input (the norm recovers
+    it from its output) and the squeeze-excite product (recomputed in backward: the compiler must not merge
+    the backward's product with the forward's, or it keeps it again)."""
+    sys.path.insert(0, str(BENCH))
+    from bench_memory import saved_bytes_compiled
+    from common import parse_mode
+    from src_files.models.tresnet import Bottleneck, set_memory_efficient
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 64, 12, 12).bfloat16().requires_grad_()  # a block's input is bf16 under autocast
+    kept = {}
+    for lowmem in (False, True):
+        block = set_memory_efficient(Bottleneck(64, 16, use_se=True).train(), lowmem)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            activations, other, graphs = saved_bytes_compiled(block, x, 3, parse_mode('fast+compile'))
+        assert graphs == 1  # no graph breaks
+        kept[lowmem] = activations
+    planes_tensor = 3 * 16 * 12 * 12 * 2  # bf16
+    assert kept[True] <= kept[False] - 2 * planes_tensor, kept
 
 
 def test_norm_benchmark_runs_on_cpu():

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from src_files.models import create_model, fold_norm_layers
 from src_files.models.tresnet import Bottleneck, BasicBlock, tresnet_l, tresnet_m, tresnet_xl
-from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, set_memory_efficient_norms
+from src_files.models.tresnet import set_memory_efficient
+from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, gated_conv2d, set_memory_efficient_norms
 
 
 def randomized_norm(c, activation='leaky_relu', slope=0.01):
@@ -223,11 +224,13 @@ def test_in_place_block_matches_an_out_of_place_reference_and_saves_less():
     assert saved_bytes <= saved_bytes_ref - 2 * (2 * 16 * 12 * 12 * 8), (saved_bytes, saved_bytes_ref)
 
 
-def test_memory_efficient_norms_train_a_whole_model_with_the_same_gradients():
-    """Model level: the output the memory-saving norm keeps must not be overwritten later in the block."""
+def test_memory_efficient_model_trains_with_the_same_gradients():
+    """Model level (memory-saving norms and squeeze-excite products): the output the memory-saving norm keeps
+    must not be overwritten later in the block."""
     torch.manual_seed(0)
     model = create_model(model_name='tresnet_m', num_classes=5, image_size=64).double().train()
-    light = set_memory_efficient_norms(copy.deepcopy(model))
+    light = set_memory_efficient(copy.deepcopy(model))
+    assert light.body.layer3[0].memory_efficient and light.body.layer3[0].conv1[1].memory_efficient
     x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     for m in (model, light):
         torch.manual_seed(1)  # the same dropout masks in the head
@@ -259,3 +262,67 @@ def test_memory_efficient_norm_in_bfloat16_is_as_accurate_as_the_standard_one():
         error = lambda t: ((t - ref).norm() / ref.norm()).item()  # noqa: E731
         assert error(std) < 5e-3 and error(low) < 5e-3, (name, error(std), error(low))
     torch.testing.assert_close(light.running_var, norm.running_var, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('kernel,stride,padding', [(1, 1, 0), (3, 2, 1)])
+def test_gated_conv_matches_the_convolution_of_the_product(kernel, stride, padding):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, kernel, stride, padding, bias=False).double()
+    x = torch.randn(3, 6, 8, 8, dtype=torch.float64)
+    gate = torch.rand(3, 6, 1, 1, dtype=torch.float64)
+    results = []
+    for forward in (lambda a, g: conv(a * g), lambda a, g: gated_conv2d(a, g, conv)):
+        conv.zero_grad()
+        a, g = x.clone().requires_grad_(), gate.clone().requires_grad_()
+        y = forward(a, g)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        results.append((y.detach(), a.grad, g.grad, conv.weight.grad.clone()))
+    for name, ref, got in zip(('output', 'x grad', 'gate grad', 'weight grad'), *results):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_gated_conv_under_bf16_autocast_matches_autocast_of_the_plain_ops():
+    """bf16 activations, fp32 weight: the backward runs in the forward's dtypes, as autocast's would."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 32, 1, bias=False)
+    x = torch.randn(2, 16, 6, 6).bfloat16()
+    gate = torch.rand(2, 16, 1, 1).bfloat16()
+    results = []
+    for forward in (lambda a, g: conv(a * g), lambda a, g: gated_conv2d(a, g, conv)):
+        conv.zero_grad()
+        a, g = x.clone().requires_grad_(), gate.clone().requires_grad_()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            y = forward(a, g)
+        y.float().square().sum().backward()
+        results.append((y, a.grad, g.grad, conv.weight.grad))
+    for name, ref, got in zip(('output', 'x grad', 'gate grad', 'weight grad'), *results):
+        assert got.dtype == ref.dtype, name
+        torch.testing.assert_close(got, ref, msg=name)
+
+
+def test_memory_efficient_bottleneck_keeps_no_squeeze_excite_product():
+    """Same values and gradients (float64); autograd keeps one [N, planes, H, W] tensor fewer."""
+    torch.manual_seed(0)
+    block = Bottleneck(64, 16, use_se=True).double().train()
+    light = copy.deepcopy(block)
+    light.memory_efficient = True  # the block alone: its norms stay standard
+    x = torch.randn(2, 64, 12, 12, dtype=torch.float64)
+    results = []
+    for m in (block, light):
+        saved = {}
+
+        def pack(t):
+            if t.numel() >= 2 * 16 * 12 * 12:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        xi = x.clone().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = m(xi)
+        y.backward(torch.ones_like(y))
+        results.append((y.detach(), xi.grad, [p.grad for p in m.parameters()], sum(saved.values())))
+    (y, dx, dp, kept), (y2, dx2, dp2, kept2) = results
+    torch.testing.assert_close(y2, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dx2, dx, rtol=1e-10, atol=1e-12)
+    for g, g2 in zip(dp, dp2):
+        torch.testing.assert_close(g2, g, rtol=1e-10, atol=1e-12)
+    assert kept2 == kept - 2 * 16 * 12 * 12 * 8, (kept, kept2)

@@ -90,10 +90,10 @@ def add_speed_args(parser, training=True):
     if training:
         g.add_argument('--fused-optimizer', action=argparse.BooleanOptionalAction, default=True,
                        help="Adam with fused=True")
-        g.add_argument('--lowmem-norm', action=argparse.BooleanOptionalAction, default=False,
-                       help="InPlaceABN-style norm backward that keeps only each norm's output: about 17%% less "
-                            "activation memory for TResNet-L, norm layers 1.2-3x slower in eager mode "
-                            "(see BENCHMARKS.md)")
+        g.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=False,
+                       help="memory-saving backward, same math: InPlaceABN-style norms that keep only their "
+                            "output, and squeeze-excite products recomputed instead of kept (about 20%% less "
+                            "activation memory for TResNet-L; eager norm layers 1.2-3x slower, see BENCHMARKS.md)")
     g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest convolution algorithms")
     g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,

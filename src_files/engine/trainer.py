@@ -32,7 +32,7 @@ from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
 from src_files.ml_decoder.ml_decoder import set_head_impl
 from src_files.models.compile import compile_model
-from src_files.models.tresnet.layers import set_memory_efficient_norms
+from src_files.models.tresnet import set_memory_efficient
 
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
 # the STRUCTURAL ones (the result would not be the run that was started).
@@ -182,7 +182,7 @@ def train(args, info, model, task, resume_state=None):
     if channels_last:
         raw = raw.to(memory_format=torch.channels_last)
     set_head_impl(raw, args.head_impl)
-    set_memory_efficient_norms(raw, args.lowmem_norm)
+    set_memory_efficient(raw, args.lowmem)
     if task.setup_model:
         task.setup_model(raw)
     ema = ModelEma(raw, args.ema_decay)

@@ -1,1 +1,1 @@
-from .tresnet import TResNet, BasicBlock, Bottleneck, tresnet_m, tresnet_l, tresnet_xl
+from .tresnet import TResNet, BasicBlock, Bottleneck, set_memory_efficient, tresnet_m, tresnet_l, tresnet_xl

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .layers import AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth
+from .layers import AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth, gated_conv2d, set_memory_efficient_norms
 
 
 def conv_abn(in_ch, out_ch, kernel_size=3, stride=1, activation='leaky_relu', activation_param=1e-2):
@@ -54,6 +54,7 @@ class Bottleneck(nn.Module):
         self.conv3 = conv_abn(planes, planes * self.expansion, 1, 1, activation='identity')
         self.downsample = downsample
         self.se = SEModule(planes, max(planes * self.expansion // 8, 64)) if use_se else None
+        self.memory_efficient = False  # True: recompute the squeeze-excite product in backward (gated_conv.py)
 
     def last_norm(self):
         return self.conv3[1]
@@ -61,10 +62,23 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(self.conv1(x))
-        if self.se is not None:
-            out = self.se(out)
-        out = self.conv3(out)
+        if self.se is not None and self.memory_efficient and torch.is_grad_enabled():
+            out = self.conv3[1](gated_conv2d(out, self.se.gate(out), self.conv3[0]))  # = conv3(se(out))
+        else:
+            if self.se is not None:
+                out = self.se(out)
+            out = self.conv3(out)
         return F.relu(out + shortcut, inplace=True)
+
+
+def set_memory_efficient(model, enabled=True):
+    """Memory-saving backward (`--lowmem`): InPlaceABN-style norms that keep only their output, and Bottleneck
+    blocks that recompute the squeeze-excite product instead of keeping it. Same math; see BENCHMARKS.md."""
+    set_memory_efficient_norms(model, enabled)
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            m.memory_efficient = enabled
+    return model
 
 
 class TResNet(nn.Module):

@@ -10,7 +10,9 @@ class SEModule(nn.Module):
         self.fc1 = nn.Conv2d(channels, reduction_channels, kernel_size=1, bias=True)
         self.fc2 = nn.Conv2d(reduction_channels, channels, kernel_size=1, bias=True)
 
+    def gate(self, x):
+        """The per-channel scale, [N, C, 1, 1]."""
+        return self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
+
     def forward(self, x):
-        gate = x.mean((2, 3), keepdim=True)
-        gate = self.fc2(F.relu(self.fc1(gate)))
-        return x * gate.sigmoid()
+        return x * self.gate(x)
