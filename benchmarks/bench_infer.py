@@ -11,7 +11,7 @@ import argparse
 import torch
 
 from common import (add_common_args, build_model, compile_config, compile_model, expand_modes, machine, parse_mode,
-                    peak_memory_gib, print_table, reset_memory, time_loop)
+                    peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
 from profile_summary import profile_step
 from src_files.models import fold_norm_layers
 
@@ -54,6 +54,7 @@ def main():
     rows, logits = {}, {}
     for mode in expand_modes(args):
         rows[mode], logits[mode] = run_mode(args, device, mode, x)
+        print_progress(mode, rows[mode])
     print_table(f'# infer {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)
     if 'published' in logits:

@@ -89,6 +89,8 @@ def main():
     parser.add_argument('--modes', default='published,fast,fast+lowmem',
                         help='modes (see common.py); compiled ones (+compile, +budget<F>) are counted from '
                              "inductor's partition; default: %(default)s")
+    parser.add_argument('--flops', action='store_true',
+                        help='also count the floating-point operations of a training step (forward + backward)')
     args = parser.parse_args()
     device = torch.device(args.device)
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size,
@@ -112,6 +114,13 @@ def main():
                 (activations, other), graphs = saved_bytes_eager(model, x, args.batch_size), ''
         print(f'| {name:28} | {activations / 2 ** 20 / args.batch_size:25.1f} | {other / 2 ** 20:9.1f} | '
               f'{graphs:>6} |', flush=True)
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+        model = build_model(args, device, parse_mode('published')).train()
+        with FlopCounterMode(display=False) as counter:
+            model(x).float().sum().backward()
+        print(f'# training step: {counter.get_total_flops() / args.batch_size / 1e9:.1f} GFLOP per image '
+              f'(forward + backward, convolutions and matmuls)')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ import warnings
 import torch
 
 from common import (add_common_args, build_model, compile_config, compile_model, expand_modes, fast_amp_dtype,
-                    machine, parse_mode, peak_memory_gib, print_table, reset_memory, time_loop)
+                    machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
 from profile_summary import profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -96,7 +96,10 @@ def main():
                         help='also run fast mode with the memory-saving backward (train.py --lowmem)')
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows = {mode: run_mode(args, device, mode) for mode in expand_modes(args)}
+    rows = {}
+    for mode in expand_modes(args):
+        rows[mode] = run_mode(args, device, mode)
+        print_progress(mode, rows[mode])
     print_table(f'# train {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)
 

@@ -159,6 +159,13 @@ def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcon
     return first, (time.perf_counter() - start) / iters
 
 
+def print_progress(mode, result):
+    """One line per mode as soon as it is measured: a run stopped by a time limit keeps what it measured."""
+    print(f"# {mode}: {result['images_per_s']:.1f} images/s, peak {result['peak_gib']:.2f} GiB, activations "
+          f"{result.get('activations_gib', float('nan')):.2f} GiB, first step {result['first_step_s']:.1f} s",
+          flush=True)
+
+
 def print_table(title, rows, baseline='published'):
     """rows: {mode: dict(images_per_s, peak_gib, first_step_s[, activations_gib])}."""
     print(title)
