@@ -50,3 +50,24 @@ def test_full_compile_matches_eager_and_unknown_scope_is_refused():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match='regional'):
         compile_model(model, 'everything')
+
+
+def test_memory_saving_model_through_inductors_partitioner_keeps_eager_gradients():
+    """--lowmem under torch.compile: inductor's decompositions and min-cut partitioner (the aot_eager_decomp_partition
+    backend, no code generation) around the custom norm and gated-convolution backwards, in float64."""
+    from src_files.models.tresnet import set_memory_efficient
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=4, image_size=64).double().train()
+    model.head.eval()  # no dropout: compiled and eager random streams differ
+    for m in model.modules():
+        if getattr(m, 'memory_efficient', None) is not None and hasattr(m, 'weight'):
+            with torch.no_grad():
+                m.weight.normal_()  # random signs, and no zero-initialised norms hiding a wrong gradient
+    eager = set_memory_efficient(copy.deepcopy(model))
+    compiled = torch.compile(set_memory_efficient(model), backend='aot_eager_decomp_partition')
+    x = torch.rand(3, 3, 64, 64, dtype=torch.float64)
+    compiled(x).square().sum().backward()
+    eager(x).square().sum().backward()
+    for (name, p), q in zip(eager.named_parameters(), model.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
