@@ -103,7 +103,7 @@ def main():
     print(f"|{'-' * 30}|{'-' * 27}|{'-' * 11}|{'-' * 8}|")
     for name in args.modes.split(','):
         mode = parse_mode(name)
-        if mode['scope'] != 'full' or mode['compile_mode'] is not None:
+        if mode['scope'] != 'full' or mode['compile_mode'] is not None or mode['freeze']:
             raise SystemExit(f'{name}: only eager modes and the default whole-model compile can be counted')
         model = build_model(args, device, mode).train()
         set_memory_efficient(model, mode['lowmem'])

@@ -10,7 +10,8 @@ Switches (fast only): lowmem (the memory-saving backward of train.py --lowmem), 
 whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
 max-autotune-no-cudagraphs), budget<F> (compile with activation_memory_budget F: recompute instead of
-saving, e.g. budget0.5), fp16 / bf16 (inference precision).
+saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
+fp16 / bf16 (inference precision).
 """
 import argparse
 import contextlib
@@ -45,7 +46,7 @@ def add_common_args(parser, batch_size):
                         help='after timing, profile this many steps of each fast mode: kernel time by category')
 
 
-SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'fp16', 'bf16')
+SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'fp16', 'bf16')
 
 
 def parse_mode(mode, default_compile_mode=None):
@@ -56,7 +57,7 @@ def parse_mode(mode, default_compile_mode=None):
     if base == 'published' and switches:
         raise SystemExit(f"mode {mode!r}: 'published' takes no switches")
     parsed = dict(base=base, lowmem=False, compile=False, scope='full', compile_mode=default_compile_mode,
-                  memory_budget=None, half=None)
+                  memory_budget=None, freeze=False, half=None)
     for switch in switches:
         if switch.startswith('budget'):
             parsed.update(compile=True, memory_budget=float(switch[len('budget'):]))
@@ -68,6 +69,8 @@ def parse_mode(mode, default_compile_mode=None):
             parsed['half'] = switch
         elif switch == 'regional':
             parsed.update(compile=True, scope='regional')
+        elif switch == 'freeze':
+            parsed.update(compile=True, freeze=True)
         else:
             parsed['compile'] = True
             if switch != 'compile':
@@ -93,10 +96,14 @@ def compile_model(model, mode):
 
 def compile_config(mode):
     """Inductor/AOT settings active while the first step compiles."""
-    if mode['memory_budget'] is None:
-        return contextlib.nullcontext()
-    import torch._functorch.config
-    return torch._functorch.config.patch(activation_memory_budget=mode['memory_budget'])
+    stack = contextlib.ExitStack()
+    if mode['memory_budget'] is not None:
+        import torch._functorch.config
+        stack.enter_context(torch._functorch.config.patch(activation_memory_budget=mode['memory_budget']))
+    if mode['freeze']:
+        import torch._inductor.config
+        stack.enter_context(torch._inductor.config.patch(freezing=True))
+    return stack
 
 
 def machine(device):

@@ -30,7 +30,7 @@ pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
 # TResNet-L training: the candidate first (memory-saving backward, whole-model compile: 2.50x at 13.42 GiB
 # on the H100 before the squeeze-excite recomputation), then eager fast; each mode prints a line when measured.
 run bench_train.py $L --modes "$(pick published,fast+lowmem+compile,fast)" --profile $P
-run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+cudagraphs)" --profile $P
+run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+freeze,fast+cudagraphs)" --profile $P
 run bench_train.py $M --modes "$(pick published,fast+regional)"
 run bench_train.py $XL --modes "$(pick published,fast+lowmem+regional)"
 run bench_train.py $L --modes "$(pick published,fast+lowmem+regional,fast+regional)"

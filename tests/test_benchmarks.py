@@ -39,6 +39,7 @@ def test_mode_grammar():
     assert mode['lowmem'] and mode['compile'] and mode['scope'] == 'regional' and mode['compile_mode'] is None
     assert parse_mode('fast+cudagraphs')['compile_mode'] == 'reduce-overhead'
     assert parse_mode('fast+budget0.5')['memory_budget'] == 0.5
+    assert parse_mode('fast+freeze')['freeze'] and parse_mode('fast+freeze')['compile']
     assert parse_mode('fast+bf16')['half'] == 'bf16' and not parse_mode('fast+bf16')['compile']
     for bad in ('fast+turbo', 'published+compile', 'slow'):
         with pytest.raises(SystemExit):
