@@ -48,8 +48,8 @@ def test_ema_follows_formula():
 
 
 def test_ema_follows_the_model_after_its_tensors_are_replaced():
-    """The EMA caches its tensor pairs; replacing a model tensor (.data =, .to(), assign=True) must not leave
-    it averaging the old one."""
+    """Replacing a model tensor (.data =, .to(), assign=True) must not leave the EMA averaging the old one (it
+    pairs tensors by state-dict key at every update, so it must never hold on to the old objects)."""
     torch.manual_seed(0)
     model, decay = Small(), 0.5
     ema = ModelEma(model, decay=decay)
