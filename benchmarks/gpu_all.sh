@@ -32,7 +32,7 @@ pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
 run bench_train.py $L --modes "$(pick published,fast+lowmem+compile,fast)" --profile $P
 run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+freeze,fast+cudagraphs)" --profile $P
 run bench_train.py $M --modes "$(pick published,fast+regional)"
-run bench_train.py $XL --modes "$(pick published,fast+lowmem+regional)"
+run bench_train.py $XL --modes "$(pick published,fast+regional)"
 run bench_train.py $L --modes "$(pick published,fast+lowmem+regional,fast+regional)"
 run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast)"
 run bench_head.py $H
