@@ -2,7 +2,7 @@
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-#   EXTRA=1 bash benchmarks/gpu_all.sh        # also compiled TResNet-L without --lowmem, regional/bf16 inference
+#   EXTRA=1 bash benchmarks/gpu_all.sh        # also TResNet-L compiled without --lowmem / regionally, more inference modes
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
@@ -30,15 +30,14 @@ pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
 # TResNet-L training: the candidate first (memory-saving backward, whole-model compile: 2.50x at 13.42 GiB
 # on the H100 before the squeeze-excite recomputation), then eager fast; each mode prints a line when measured.
 run bench_train.py $L --modes "$(pick published,fast+lowmem+compile,fast)" --profile $P
-run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+freeze,fast+cudagraphs)" --profile $P
+run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+freeze)" --profile $P
 run bench_train.py $M --modes "$(pick published,fast+regional)"
 run bench_train.py $XL --modes "$(pick published,fast+regional)"
-run bench_train.py $L --modes "$(pick published,fast+lowmem+regional,fast+regional)"
 run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast)"
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
-  run bench_train.py $L --modes published,fast+compile
-  run bench_infer.py $IL --modes published,fast+regional,fast+bf16+compile
+  run bench_train.py $L --modes published,fast+compile,fast+lowmem+regional,fast+regional
+  run bench_infer.py $IL --modes published,fast+cudagraphs,fast+regional,fast+bf16+compile
 fi
 date -u | tee -a "$log"
