@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .abn_inplace import InPlaceABNFunction
+from .abn_inplace import inplace_abn
 
 
 def set_memory_efficient_norms(model, enabled=True):
@@ -50,8 +50,8 @@ class NormAct2d(nn.Module):
             self.num_batches_tracked.add_(1)
         if self.memory_efficient and torch.is_grad_enabled():
             slope = self.activation_param if self.activation == 'leaky_relu' else None
-            return InPlaceABNFunction.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
-                                            self.training, self.momentum, self.eps, slope)
+            return inplace_abn(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                               self.momentum, self.eps, slope)
         x = F.batch_norm(x, self.running_mean, self.running_var, abn_scale(self.weight, self.eps), self.bias,
                          self.training, self.momentum, self.eps)
         if self.activation == 'leaky_relu':
