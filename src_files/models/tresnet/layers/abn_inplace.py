@@ -48,7 +48,10 @@ class InPlaceABNFunction(torch.autograd.Function):
         scale = weight.abs() + ctx.eps
         a = 1.0 / (scale * inv_std)  # x = z * a + c per channel, computed in float32, stored in y's dtype
         c = mean - bias * a
-        x = torch.addcmul(_channel(c), z, _channel(a)).to(y.dtype)
+        if torch.compiler.is_compiling():  # fused into one pass anyway (out= broke PyTorch 2.11's tracing)
+            x = torch.addcmul(_channel(c), z, _channel(a)).to(y.dtype)
+        else:  # eager: one pass, no float32 copy of the activation
+            x = torch.addcmul(_channel(c), z, _channel(a), out=torch.empty_like(y))
         # Mixed precision as in the forward: bf16/fp16 activations, float32 parameters and statistics. The
         # running-statistics arguments are read only in eval mode, where mean / inv_std are exactly them.
         dx, d_scale, d_bias = torch.ops.aten.native_batch_norm_backward(
