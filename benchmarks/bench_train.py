@@ -14,8 +14,9 @@ import warnings
 
 import torch
 
-from common import (add_common_args, build_model, compile_config, compile_model, expand_modes, fast_amp_dtype,
-                    machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
+from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
+                    fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
+                    time_loop)
 from profile_summary import profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -76,13 +77,15 @@ def run_mode(args, device, name):
         ema.update(model)
 
     reset_memory(device)
+    graphs_before = compiled_graph_count()
     first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
-    result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first)
+    result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first,
+                  graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
     if device.type == 'cuda':
         step(measure=True)
         result['activations_gib'] = activations[-1]
     if args.profile and fast:
-        profile_step(step, device, args.profile, title=f'train {name}')
+        profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3)
     del model, optimizer, ema, forward
     return result
 

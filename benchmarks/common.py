@@ -148,6 +148,13 @@ def peak_memory_gib(device):
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
 
 
+def compiled_graph_count():
+    """Graphs torch.compile has built in this process so far. A whole-model compile should add exactly one: more
+    means graph breaks (benchmarks/graph_breaks.py says where), and breaks cost most of the compiled speed."""
+    from torch._dynamo.utils import counters
+    return counters['stats']['unique_graphs']
+
+
 def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcontext()):
     """-> (seconds of the first call (compilation included), seconds per timed call)."""
     sync(device)
@@ -169,19 +176,20 @@ def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcon
 def print_progress(mode, result):
     """One line per mode as soon as it is measured: a run stopped by a time limit keeps what it measured."""
     print(f"# {mode}: {result['images_per_s']:.1f} images/s, peak {result['peak_gib']:.2f} GiB, activations "
-          f"{result.get('activations_gib', float('nan')):.2f} GiB, first step {result['first_step_s']:.1f} s",
-          flush=True)
+          f"{result.get('activations_gib', float('nan')):.2f} GiB, first step {result['first_step_s']:.1f} s"
+          + (f", compiled graphs {result['graphs']}" if result.get('graphs') is not None else ''), flush=True)
 
 
 def print_table(title, rows, baseline='published'):
-    """rows: {mode: dict(images_per_s, peak_gib, first_step_s[, activations_gib])}."""
+    """rows: {mode: dict(images_per_s, peak_gib, first_step_s[, activations_gib, graphs])}."""
     print(title)
     print(f"| {'mode':32} | {'images/s':>9} | {'ratio':>6} | {'peak GiB':>8} | {'activations GiB':>15} | "
-          f"{'first step s':>12} |")
-    print(f"|{'-' * 34}|{'-' * 11}|{'-' * 8}|{'-' * 10}|{'-' * 17}|{'-' * 14}|")
+          f"{'first step s':>12} | {'graphs':>6} |")
+    print(f"|{'-' * 34}|{'-' * 11}|{'-' * 8}|{'-' * 10}|{'-' * 17}|{'-' * 14}|{'-' * 8}|")
     base = rows.get(baseline, {}).get('images_per_s')
     for mode, r in rows.items():
         ratio = f"{r['images_per_s'] / base:5.2f}x" if base else '   n/a'
         print(f"| {mode:32} | {r['images_per_s']:9.1f} | {ratio:>6} | {r['peak_gib']:8.2f} | "
-              f"{r.get('activations_gib', float('nan')):15.2f} | {r['first_step_s']:12.1f} |")
+              f"{r.get('activations_gib', float('nan')):15.2f} | {r['first_step_s']:12.1f} | "
+              f"{r['graphs'] if r.get('graphs') is not None else '-':>6} |")
     sys.stdout.flush()

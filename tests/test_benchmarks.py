@@ -13,7 +13,7 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
 
 @pytest.mark.parametrize('script,extra,rows', [
     ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1'], ['published', 'fast+lowmem']),
-    ('bench_infer.py', [], ['published', 'fast']),
+    ('bench_infer.py', ['--modes', 'published,fast,fast+regional'], ['published', 'fast', 'fast+regional']),
 ])
 def test_benchmark_script_runs_on_cpu(script, extra, rows):
     out = subprocess.run([sys.executable, script, *TINY, *extra], cwd=BENCH, capture_output=True, text=True,
@@ -23,6 +23,9 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows):
     start = next(i for i, line in enumerate(lines) if line.startswith(('# train tresnet', '# infer tresnet')))
     table = [line for line in lines[start:] if line.startswith('| ')]
     assert [line.split('|')[1].strip() for line in table[1:]] == rows
+    graphs = {line.split('|')[1].strip(): line.split('|')[7].strip() for line in table[1:]}
+    for mode in rows:  # eager modes compile nothing; compiled ones report how many graphs they built
+        assert graphs[mode] == '-' if 'regional' not in mode else int(graphs[mode]) >= 1, graphs
     if script == 'bench_infer.py':
         assert 'logits fast vs published: relative difference' in out.stdout
     if '--profile' in extra:  # the profile of the fast mode: time by category, adding up to the busy time
@@ -91,3 +94,24 @@ def test_norm_benchmark_runs_on_cpu():
                           '--warmup', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '| standard ' in out.stdout and '| memory-saving ' in out.stdout
+
+
+def test_graph_break_check_passes_the_model_and_reports_a_break():
+    """benchmarks/graph_breaks.py: the fast and --lowmem training forwards are one graph each (exit status 0);
+    a planted break in the norm layer is counted, with the line it happened on, and gives exit status 1."""
+    args = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '2']
+    out = subprocess.run([sys.executable, 'graph_breaks.py', *args, '--modes', 'fast+lowmem'], cwd=BENCH,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '# fast+lowmem: 1 graphs, 0 breaks' in out.stdout
+    planted = ('import runpy, sys, torch._dynamo, common; '
+               'from src_files.models.tresnet.layers.norm_act import NormAct2d; '
+               'forward = NormAct2d.forward; '
+               'NormAct2d.forward = lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1]; '
+               'sys.argv = ["graph_breaks.py"] + sys.argv[1:]; '
+               'runpy.run_path("graph_breaks.py", run_name="__main__")')
+    out = subprocess.run([sys.executable, '-c', planted, *args, '--modes', 'fast'], cwd=BENCH,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert '# fast: ' in out.stdout and ' 0 breaks' not in out.stdout
+    assert 'break at ' in out.stdout
