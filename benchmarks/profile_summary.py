@@ -11,14 +11,18 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-# First match wins; kernel names of cuDNN / cuBLAS / Triton / ATen on CUDA, ATen op names on the CPU.
+# First match wins; kernel names of cuDNN / cuBLAS / Triton / ATen on CUDA, ATen op names on the CPU. Triton
+# kernels come first: their names list the ops they fused (e.g. ..._native_batch_norm_backward_convolution_...),
+# which would otherwise land them in the cuDNN or ATen categories.
 CATEGORIES = [
+    ('Triton reductions (norm statistics)', r'^triton_(red|per)_'),
+    ('Triton pointwise (norm, act, residual)', r'^triton_poi_'),
+    ('Triton, other', r'^triton_'),
     ('optimizer / EMA (multi-tensor)', r'multi_tensor|fused_adam|foreach|_fused_adam|lerp'),
     ('layout / copies', r'nchwToNhwc|nhwcToNchw|memcpy|Memcpy|copy_|CatArrayBatched|transpose|permute'),
     ('convolution', r'conv|xmma|implicit_gemm|dgrad|wgrad|fprop|cudnn|winograd|depthwise'),
     ('matmul', r'gemm|cublas|cutlass|matmul|addmm|bmm|\bmm\b|attention|flash|fmha|sdpa'),
     ('batch norm', r'batch_norm|batchnorm|bn_|welford'),
-    ('torch.compile (Triton, fused)', r'^triton_'),
     ('reductions', r'reduce|sum|mean|var_mean'),
     ('elementwise', r'elementwise|vectorized|unrolled|leaky|relu|sigmoid|mul|add|div|sqrt|where|pad|reflection'),
 ]
@@ -39,8 +43,11 @@ def _self_time_us(event, device_type):
     return event.self_cpu_time_total
 
 
-def profile_step(step, device, steps=3, top=12, title='profile'):
-    """Run `step` `steps` times under the profiler; print per-step kernel time by category and the top kernels."""
+def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=None):
+    """Run `step` `steps` times under the profiler; print per-step kernel time by category and the top kernels.
+
+    The profiler slows the CPU side, so the wall time under it overstates idle gaps: with `timed_step_ms` (the
+    step time measured without the profiler) the busy fraction is also given against that."""
     cuda = device.type == 'cuda'
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     if cuda:
@@ -64,12 +71,13 @@ def profile_step(step, device, steps=3, top=12, title='profile'):
     busy = sum(per_kernel.values())
     what = 'kernel' if cuda else 'CPU op (self time)'
     print(f'# {title}: {steps} profiled steps, {wall_ms:.1f} ms wall per step, {busy:.1f} ms {what} time per step '
-          f'({100 * busy / wall_ms:.0f}% busy)')
-    print(f"| {'category':34} | {'ms/step':>8} | {'share':>6} |")
-    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 8}|")
+          f'({100 * busy / wall_ms:.0f}% busy' + (f'; {100 * busy / timed_step_ms:.0f}% of the {timed_step_ms:.1f} ms '
+                                                  f'unprofiled step)' if timed_step_ms else ')'))
+    print(f"| {'category':38} | {'ms/step':>8} | {'share':>6} |")
+    print(f"|{'-' * 40}|{'-' * 10}|{'-' * 8}|")
     for category, ms in sorted(per_category.items(), key=lambda kv: -kv[1]):
-        print(f'| {category:34} | {ms:8.2f} | {100 * ms / max(busy, 1e-9):5.1f}% |')
+        print(f'| {category:38} | {ms:8.2f} | {100 * ms / max(busy, 1e-9):5.1f}% |')
     print(f'top {top} {what}s:')
     for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]:
-        print(f'  {ms:8.2f} ms  {categorize(name):30}  {name[:110]}')
+        print(f'  {ms:8.2f} ms  {categorize(name):38}  {name[:110]}')
     return dict(wall_ms=wall_ms, busy_ms=busy, per_category=dict(per_category))
