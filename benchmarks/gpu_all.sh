@@ -2,7 +2,7 @@
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-#   EXTRA=1 bash benchmarks/gpu_all.sh        # also TResNet-L compiled without --lowmem / regionally, more inference modes
+#   EXTRA=1 bash benchmarks/gpu_all.sh        # also eager / other compiled TResNet-L and -M modes, more inference modes
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
@@ -27,17 +27,18 @@ run() { echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | t
 pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
-# TResNet-L training: the candidate first (memory-saving backward, whole-model compile: 2.50x at 13.42 GiB
-# on the H100 before the squeeze-excite recomputation), then eager fast; each mode prints a line when measured.
-run bench_train.py $L --modes "$(pick published,fast+lowmem+compile,fast)" --profile $P
-run bench_infer.py $IL --modes "$(pick published,fast+compile,fast+freeze)" --profile $P
-run bench_train.py $M --modes "$(pick published,fast+regional)"
+# TResNet-L training: the memory-saving backward, whole-model compile (2.40x at 11.90 GiB on the H100, 2026-11-27);
+# each mode prints a line when measured, compiled ones with their graph count (1 = no graph breaks).
+run bench_train.py $L --modes "$(pick published,fast+lowmem+compile)" --profile $P
+run bench_infer.py $IL --modes "$(pick published,fast+compile)" --profile $P
+run bench_train.py $M --modes "$(pick published,fast)"
 run bench_train.py $XL --modes "$(pick published,fast+regional)"
 run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast)"
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
-  run bench_train.py $L --modes published,fast+compile,fast+lowmem+regional,fast+regional
-  run bench_infer.py $IL --modes published,fast+cudagraphs,fast+regional,fast+bf16+compile
+  run bench_train.py $L --modes published,fast,fast+compile,fast+lowmem+regional,fast+regional
+  run bench_train.py $M --modes published,fast+regional,fast+lowmem+compile
+  run bench_infer.py $IL --modes published,fast+freeze,fast+cudagraphs,fast+regional,fast+bf16+compile
 fi
 date -u | tee -a "$log"
