@@ -2,7 +2,7 @@
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-#   EXTRA=1 bash benchmarks/gpu_all.sh        # also eager / other compiled TResNet-L and -M modes, more inference modes
+#   EXTRA=1 bash benchmarks/gpu_all.sh        # also 9605 classes, the other training modes, more inference modes
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
@@ -31,14 +31,16 @@ pick() { [ -n "$compiled" ] && echo "published,fast+$compiled" || echo "$1"; }
 # each mode prints a line when measured, compiled ones with their graph count (1 = no graph breaks).
 run bench_train.py $L --modes "$(pick published,fast+lowmem+compile)" --profile $P
 run bench_infer.py $IL --modes "$(pick published,fast+compile)" --profile $P
-run bench_train.py $M --modes "$(pick published,fast)"
+# TResNet-M with TResNet-L's best mode (its 2x target); XL regionally (a whole-model compile of XL does not fit here).
+run bench_train.py $M --modes "$(pick published,fast+lowmem+compile)" --profile $P
 run bench_train.py $XL --modes "$(pick published,fast+regional)"
-run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes "$(pick published,fast)"
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
+  run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast
   run bench_train.py $L --modes published,fast,fast+compile,fast+lowmem+regional,fast+regional
-  run bench_train.py $M --modes published,fast+regional,fast+lowmem+compile
+  run bench_train.py $M --modes published,fast,fast+regional
+  run bench_train.py $XL --modes published,fast,fast+lowmem+compile
   run bench_infer.py $IL --modes published,fast+freeze,fast+cudagraphs,fast+regional,fast+bf16+compile
 fi
 date -u | tee -a "$log"
