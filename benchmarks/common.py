@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from src_files.ml_decoder import set_head_impl  # noqa: E402
 from src_files.models import create_model  # noqa: E402
 from src_files.models.compile import compile_model as compile_model_for_speed  # noqa: E402
+from src_files.models.compile import compiled_graph_count  # noqa: E402,F401 (re-exported to the scripts)
 
 
 def add_common_args(parser, batch_size):
@@ -146,13 +147,6 @@ def reset_memory(device):
 
 def peak_memory_gib(device):
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
-
-
-def compiled_graph_count():
-    """Graphs torch.compile has built in this process so far. A whole-model compile should add exactly one: more
-    means graph breaks (benchmarks/graph_breaks.py says where), and breaks cost most of the compiled speed."""
-    from torch._dynamo.utils import counters
-    return counters['stats']['unique_graphs']
 
 
 def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcontext()):

@@ -312,3 +312,27 @@ def test_help_lists_every_flag_with_its_default(module, capfd):
 def test_help_subprocess(work):
     code, stdout, stderr = run_script('train.py', ['--help'], work, timeout=120)
     assert code == 0 and '--channels-last, --no-channels-last' in stdout and '(default: 0.0001)' in stdout
+
+
+def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, capfd, monkeypatch):
+    """train.py --compile: the first step reports how many graphs torch.compile built (1 for the whole model),
+    and a graph break (planted here) gives a warning, since it costs most of the compiled speed. The aot_eager
+    backend (no code generation) keeps this fast; the trainer's code path is the same."""
+    import torch._dynamo
+    from src_files.engine import trainer
+    from src_files.models import compile as compile_module
+    from src_files.models.tresnet.layers.norm_act import NormAct2d
+    monkeypatch.setattr(trainer, 'compile_model',
+                        lambda model, scope: compile_module.compile_model(model, scope, backend='aot_eager'))
+    args = ['--data', coco, '--epochs', 1, '--compile'] + SMALL
+    torch._dynamo.reset()
+    code, stdout, stderr = call_main(train, args + ['--output-dir', work / 'compiled'], capfd)
+    assert code == 0, stderr
+    assert 'compilation; left out of images/s), 1 graph(s)' in stdout and 'warning: ' not in stdout
+    forward = NormAct2d.forward
+    monkeypatch.setattr(NormAct2d, 'forward', lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1])
+    torch._dynamo.reset()
+    code, stdout, stderr = call_main(train, args + ['--output-dir', work / 'compiled_break'], capfd)
+    torch._dynamo.reset()
+    assert code == 0, stderr
+    assert 'warning: torch.compile split the model into' in stdout

@@ -31,7 +31,7 @@ from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
 from src_files.ml_decoder.ml_decoder import set_head_impl
-from src_files.models.compile import compile_model
+from src_files.models.compile import compile_model, compiled_graph_count
 from src_files.models.tresnet import set_memory_efficient
 
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
@@ -236,6 +236,7 @@ def train(args, info, model, task, resume_state=None):
         train_model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if cuda else None)
     if args.compile and args.compile_scope == 'full':
         train_model = compile_model(train_model, 'full')
+    graphs_before = compiled_graph_count()
 
     if main:
         n_params = sum(p.numel() for p in raw.parameters())
@@ -280,8 +281,14 @@ def train(args, info, model, task, resume_state=None):
                         torch.cuda.synchronize(device)
                     compile_time = time.time() - step_start
                     if main:
+                        graphs = compiled_graph_count() - graphs_before
                         print(f"torch.compile: first step took {compile_time:.1f} s (compilation; left out of "
-                              f"images/s)", flush=True)
+                              f"images/s), {graphs} graph(s)", flush=True)
+                        # (DDP's compiler splits the graph at its gradient buckets on purpose.)
+                        if args.compile_scope == 'full' and not info.distributed and graphs > 1:
+                            print(f"warning: torch.compile split the model into {graphs} graphs (graph breaks), "
+                                  f"which costs most of its speed; `python benchmarks/graph_breaks.py` shows where",
+                                  flush=True)
                 if len(pending) >= sync_every or step == steps_per_epoch - 1:
                     values = torch.stack(pending).float().cpu()
                     bad = ~torch.isfinite(values)

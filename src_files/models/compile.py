@@ -40,3 +40,10 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     for region in blocks + [m for m in (stem, head) if m is not None]:
         region.compile(mode=mode, backend=backend, dynamic=False)
     return model
+
+
+def compiled_graph_count():
+    """Graphs torch.compile has built in this process so far. A whole-model compile should add exactly one: more
+    means graph breaks (benchmarks/graph_breaks.py says where), and breaks cost most of the compiled speed."""
+    from torch._dynamo.utils import counters
+    return counters['stats']['unique_graphs']
