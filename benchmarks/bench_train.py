@@ -10,6 +10,7 @@ OneCycle step and the model-EMA update. Inputs are synthetic unless --data point
 """
 import argparse
 import itertools
+import re
 import warnings
 
 import torch
@@ -21,6 +22,7 @@ from profile_summary import profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
+from src_files.models.compile import uses_cuda_graphs
 from src_files.models.tresnet import set_memory_efficient
 
 
@@ -60,10 +62,14 @@ def run_mode(args, device, name):
     memory_format = torch.channels_last if fast and device.type == 'cuda' else torch.contiguous_format
     activations = []
 
+    cuda_graphs = uses_cuda_graphs(mode['compile_mode'])
+
     def step(measure=False):
         x, y = next(data)
         x = x.contiguous(memory_format=memory_format)
         optimizer.zero_grad(set_to_none=True)
+        if cuda_graphs:  # as train.py does
+            torch.compiler.cudagraph_mark_step_begin()
         before = torch.cuda.memory_allocated(device) if measure else 0
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = forward(x)
@@ -81,7 +87,7 @@ def run_mode(args, device, name):
     first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
     result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first,
                   graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
-    if device.type == 'cuda':
+    if device.type == 'cuda' and not cuda_graphs:  # CUDA graphs allocate from their own pool, once
         step(measure=True)
         result['activations_gib'] = activations[-1]
     if args.profile and fast:
@@ -92,7 +98,7 @@ def run_mode(args, device, name):
 
 def main():
     # With fp16 loss scaling the first optimizer step is skipped (inf check); the scheduler's warning is noise here.
-    warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
+    warnings.filterwarnings('ignore', message=re.escape('Detected call of `lr_scheduler.step()` before'))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_common_args(parser, batch_size=56)
     parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')

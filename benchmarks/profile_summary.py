@@ -21,7 +21,7 @@ CATEGORIES = [
     ('optimizer / EMA (multi-tensor)', r'multi_tensor|fused_adam|foreach|_fused_adam|lerp'),
     ('layout / copies', r'nchwToNhwc|nhwcToNchw|memcpy|Memcpy|copy_|CatArrayBatched|transpose|permute'),
     ('convolution', r'conv|xmma|implicit_gemm|dgrad|wgrad|fprop|cudnn|winograd|depthwise'),
-    ('matmul', r'gemm|cublas|cutlass|matmul|addmm|bmm|\bmm\b|attention|flash|fmha|sdpa'),
+    ('matmul', r'gemm|cublas|nvjet|cutlass|matmul|addmm|bmm|\bmm\b|attention|flash|fmha|sdpa'),
     ('batch norm', r'batch_norm|batchnorm|bn_|welford'),
     ('reductions', r'reduce|sum|mean|var_mean'),
     ('elementwise', r'elementwise|vectorized|unrolled|leaky|relu|sigmoid|mul|add|div|sqrt|where|pad|reflection'),

@@ -49,6 +49,23 @@ def test_mode_grammar():
             parse_mode(bad)
 
 
+def test_kernel_categories():
+    """Kernel names seen in the H100 profiles land in the category the tables name: Triton kernels by kind first
+    (their names list the convolution/norm ops they were fused from), cuBLAS's nvjet kernels as matmuls."""
+    sys.path.insert(0, str(BENCH))
+    from profile_summary import categorize
+    cases = {
+        'triton_poi_fused__native_batch_norm_legit_abs_add_convolution_backward_leaky_relu_mul':
+            'Triton pointwise (norm, act, residual)',
+        'triton_red_fused_add_native_batch_norm_backward_threshold_backward_47': 'Triton reductions (norm statistics)',
+        'sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64': 'convolution',
+        'nvjet_sm90_hsh_128x256_64x4_2x1_v_ssched_bz_coopA_TNN': 'matmul',
+        'void at::native::batch_norm_collect_statistics_channels_last_kernel<at::native::Var>': 'batch norm',
+        'void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor>': 'optimizer / EMA (multi-tensor)',
+    }
+    assert {name: categorize(name) for name in cases} == cases
+
+
 def test_head_benchmark_runs_on_cpu():
     out = subprocess.run([sys.executable, 'bench_head.py', '--device', 'cpu', '--batch-size', '1', '--iters', '1',
                           '--warmup', '0', '--cases', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)

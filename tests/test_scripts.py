@@ -4,6 +4,7 @@ One training run (2 epochs) is shared by the tests of validate.py, infer.py and 
 the scripts' main() in this process (through the same run_main the scripts use) to save start-up time.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -317,18 +318,29 @@ def test_help_subprocess(work):
 def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, capfd, monkeypatch):
     """train.py --compile: the first step reports how many graphs torch.compile built (1 for the whole model),
     and a graph break (planted here) gives a warning, since it costs most of the compiled speed. The aot_eager
-    backend (no code generation) keeps this fast; the trainer's code path is the same."""
+    backend (no code generation) keeps this fast; the trainer's code path is the same. With --compile-mode
+    reduce-overhead (CUDA graphs), the mode reaches torch.compile and every step is marked as a new one, so the
+    graphs may reuse the last step's memory."""
     import torch._dynamo
     from src_files.engine import trainer
     from src_files.models import compile as compile_module
     from src_files.models.tresnet.layers.norm_act import NormAct2d
-    monkeypatch.setattr(trainer, 'compile_model',
-                        lambda model, scope: compile_module.compile_model(model, scope, backend='aot_eager'))
+    modes, step_marks = [], []
+
+    def compile_without_codegen(model, scope, mode):
+        modes.append(mode)
+        return compile_module.compile_model(model, scope, backend='aot_eager')  # (aot_eager takes no mode)
+
+    monkeypatch.setattr(trainer, 'compile_model', compile_without_codegen)
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: step_marks.append(1))
     args = ['--data', coco, '--epochs', 1, '--compile'] + SMALL
     torch._dynamo.reset()
-    code, stdout, stderr = call_main(train, args + ['--output-dir', work / 'compiled'], capfd)
+    code, stdout, stderr = call_main(train, args + ['--output-dir', work / 'compiled', '--compile-mode',
+                                                    'reduce-overhead'], capfd)
     assert code == 0, stderr
     assert 'compilation; left out of images/s), 1 graph(s)' in stdout and 'warning: ' not in stdout
+    steps = int(re.search(r'1 epochs x (\d+) steps', stdout).group(1))
+    assert modes == ['reduce-overhead'] and len(step_marks) == steps > 1
     forward = NormAct2d.forward
     monkeypatch.setattr(NormAct2d, 'forward', lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1])
     torch._dynamo.reset()
@@ -336,3 +348,4 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
     torch._dynamo.reset()
     assert code == 0, stderr
     assert 'warning: torch.compile split the model into' in stdout
+    assert modes == ['reduce-overhead', 'default'] and len(step_marks) == steps  # no CUDA graphs: no marks

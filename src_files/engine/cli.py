@@ -12,6 +12,7 @@ import sys
 import torch
 
 from src_files.errors import UserError
+from src_files.models.compile import COMPILE_MODES
 
 _UNSET = object()
 
@@ -101,6 +102,12 @@ def add_speed_args(parser, training=True):
     g.add_argument('--compile-scope', choices=('full', 'regional'), default='full',
                    help="with --compile: the whole model as one graph, or each distinct TResNet block compiled "
                         "once and reused (see BENCHMARKS.md)")
+    g.add_argument('--compile-mode', choices=COMPILE_MODES, default='default',
+                   help="with --compile: torch.compile's mode. reduce-overhead replays CUDA graphs, one launch per "
+                        "graph instead of one per kernel: it matters when the CPU cannot launch kernels as fast as "
+                        "the GPU runs them (TResNet-M 224 training: 2.7x the default mode's speed on an H100, see "
+                        "BENCHMARKS.md); single process only. max-autotune also benchmarks kernel choices (long "
+                        "compile)")
     return g
 
 

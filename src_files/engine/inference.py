@@ -115,8 +115,8 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
 
 
 def maybe_compile(model, args):
-    """--compile / --compile-scope (see src_files/models/compile.py)."""
+    """--compile / --compile-scope / --compile-mode (see src_files/models/compile.py)."""
     if not getattr(args, 'compile', False):
         return model
-    return compile_model(model, getattr(args, 'compile_scope', 'full'))
+    return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'))
 

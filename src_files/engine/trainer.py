@@ -31,7 +31,7 @@ from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
 from src_files.ml_decoder.ml_decoder import set_head_impl
-from src_files.models.compile import compile_model, compiled_graph_count
+from src_files.models.compile import compile_model, compiled_graph_count, uses_cuda_graphs
 from src_files.models.tresnet import set_memory_efficient
 
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
@@ -230,12 +230,17 @@ def train(args, info, model, task, resume_state=None):
                   flush=True)
 
     train_model = raw
+    compile_mode = getattr(args, 'compile_mode', 'default')
+    cuda_graphs = args.compile and uses_cuda_graphs(compile_mode)
+    if cuda_graphs and info.distributed:
+        raise UserError(f"--compile-mode {compile_mode} records CUDA graphs, which this trainer supports in a single "
+                        f"process only: use --compile-mode default with torchrun")
     if args.compile and args.compile_scope == 'regional':
-        compile_model(raw, 'regional')  # in place: evaluation of `raw` runs compiled too
+        compile_model(raw, 'regional', compile_mode)  # in place: evaluation of `raw` runs compiled too
     if info.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if cuda else None)
     if args.compile and args.compile_scope == 'full':
-        train_model = compile_model(train_model, 'full')
+        train_model = compile_model(train_model, 'full', compile_mode)
     graphs_before = compiled_graph_count()
 
     if main:
@@ -264,10 +269,12 @@ def train(args, info, model, task, resume_state=None):
                 targets = targets.to(device, non_blocking=cuda)
                 if channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
+                optimizer.zero_grad(set_to_none=True)
+                if cuda_graphs:  # a new step: the graphs may reuse the last step's output and gradient memory
+                    torch.compiler.cudagraph_mark_step_begin()
                 with autocast(device, amp_dtype):
                     logits = train_model(images).float()
                 loss = criterion(logits, targets)
-                optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()

@@ -15,10 +15,18 @@ import torch._dynamo
 from .tresnet.tresnet import BasicBlock, Bottleneck
 
 REPEATED_BLOCKS = (BasicBlock, Bottleneck)
+# torch.compile's modes; reduce-overhead and max-autotune also record CUDA graphs.
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+
+
+def uses_cuda_graphs(mode):
+    """Whether torch.compile's `mode` replays CUDA graphs: one launch per graph instead of one per kernel, which
+    is what a fast GPU needs when the CPU cannot launch kernels as fast as they run."""
+    return mode in ('reduce-overhead', 'max-autotune')
 
 
 def compile_model(model, scope='full', mode=None, backend='inductor'):
-    """Compile `model` for speed; returns the module to call.
+    """Compile `model` for speed; returns the module to call. `mode`: one of COMPILE_MODES (None = default).
 
     scope='full': one `torch.compile(model)` (returns the compiled wrapper). scope='regional': compile each
     repeated block, the stem convolution and the head in place (returns `model` itself); models without known
@@ -26,6 +34,9 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     """
     if scope not in ('regional', 'full'):
         raise ValueError(f"compile scope must be 'regional' or 'full', got {scope!r}")
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+    mode = None if mode == 'default' else mode
     blocks = [m for m in model.modules() if isinstance(m, REPEATED_BLOCKS)]
     if scope == 'full' or not blocks:
         return torch.compile(model, mode=mode, backend=backend)
