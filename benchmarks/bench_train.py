@@ -44,8 +44,8 @@ def batches(args, device):
 
 def run_mode(args, device, name):
     mode = parse_mode(name, args.compile_mode)
-    if mode['freeze']:
-        raise SystemExit(f'{name}: freeze is for inference (bench_infer.py)')
+    if mode['freeze'] or mode['fuse_residual']:
+        raise SystemExit(f'{name}: freeze and fuseres are for inference (bench_infer.py)')
     fast = mode['base'] == 'fast'
     model = build_model(args, device, mode).train()
     if mode['lowmem']:

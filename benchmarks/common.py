@@ -11,6 +11,7 @@ whole model, default mode or --compile-mode), regional (torch.compile block by b
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
 max-autotune-no-cudagraphs), budget<F> (compile with activation_memory_budget F: recompute instead of
 saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
+fuseres (each Bottleneck's last convolution, residual add and ReLU as cuDNN's fused kernel, inference only),
 fp16 / bf16 (inference precision).
 """
 import argparse
@@ -47,7 +48,7 @@ def add_common_args(parser, batch_size):
                         help='after timing, profile this many steps of each fast mode: kernel time by category')
 
 
-SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'fp16', 'bf16')
+SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'fuseres', 'fp16', 'bf16')
 
 
 def parse_mode(mode, default_compile_mode=None):
@@ -58,7 +59,7 @@ def parse_mode(mode, default_compile_mode=None):
     if base == 'published' and switches:
         raise SystemExit(f"mode {mode!r}: 'published' takes no switches")
     parsed = dict(base=base, lowmem=False, compile=False, scope='full', compile_mode=default_compile_mode,
-                  memory_budget=None, freeze=False, half=None)
+                  memory_budget=None, freeze=False, fuse_residual=False, half=None)
     for switch in switches:
         if switch.startswith('budget'):
             parsed.update(compile=True, memory_budget=float(switch[len('budget'):]))
@@ -72,6 +73,8 @@ def parse_mode(mode, default_compile_mode=None):
             parsed.update(compile=True, scope='regional')
         elif switch == 'freeze':
             parsed.update(compile=True, freeze=True)
+        elif switch == 'fuseres':
+            parsed['fuse_residual'] = True
         else:
             parsed['compile'] = True
             if switch != 'compile':

@@ -43,6 +43,17 @@ def _self_time_us(event, device_type):
     return event.self_cpu_time_total
 
 
+def is_kernel(event, cuda):
+    """A GPU kernel (or, on the CPU, an ATen op). Not a user annotation: the optimizer's
+    "Optimizer.step#Adam.step" range also shows on the GPU timeline, spanning the kernels it launched, and counting
+    it would count them twice."""
+    if getattr(event, 'is_user_annotation', False) or '#' in event.key:
+        return False
+    if cuda:
+        return event.device_type == torch.autograd.DeviceType.CUDA
+    return event.device_type == torch.autograd.DeviceType.CPU and event.key.startswith('aten::')
+
+
 def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=None):
     """Run `step` `steps` times under the profiler; print per-step kernel time by category and the top kernels.
 
@@ -61,9 +72,7 @@ def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=N
         wall_ms = (time.perf_counter() - start) / steps * 1e3
     per_kernel = defaultdict(float)
     for event in prof.key_averages():
-        is_kernel = (event.device_type == torch.autograd.DeviceType.CUDA) if cuda else \
-            (event.device_type == torch.autograd.DeviceType.CPU and event.key.startswith('aten::'))
-        if is_kernel:
+        if is_kernel(event, cuda):
             per_kernel[event.key] += _self_time_us(event, device.type) / 1e3 / steps
     per_category = defaultdict(float)
     for name, ms in per_kernel.items():

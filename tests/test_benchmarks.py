@@ -1,4 +1,5 @@
 """CPU smoke runs of the benchmark scripts (tiny sizes): they run end to end and print their tables."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
 
 @pytest.mark.parametrize('script,extra,rows', [
     ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1'], ['published', 'fast+lowmem']),
-    ('bench_infer.py', ['--modes', 'published,fast,fast+regional'], ['published', 'fast', 'fast+regional']),
+    ('bench_infer.py', ['--modes', 'published,fast,fast+regional,fast+fuseres'],
+     ['published', 'fast', 'fast+regional', 'fast+fuseres']),
 ])
 def test_benchmark_script_runs_on_cpu(script, extra, rows):
     out = subprocess.run([sys.executable, script, *TINY, *extra], cwd=BENCH, capture_output=True, text=True,
@@ -26,8 +28,9 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows):
     graphs = {line.split('|')[1].strip(): line.split('|')[7].strip() for line in table[1:]}
     for mode in rows:  # eager modes compile nothing; compiled ones report how many graphs they built
         assert graphs[mode] == '-' if 'regional' not in mode else int(graphs[mode]) >= 1, graphs
-    if script == 'bench_infer.py':
-        assert 'logits fast vs published: relative difference' in out.stdout
+    if script == 'bench_infer.py':  # fp32 on the CPU: every mode computes the published logits
+        diffs = dict(re.findall(r'logits (\S+) vs published: relative difference (\S+)', out.stdout))
+        assert set(diffs) == set(rows) - {'published'} and max(map(float, diffs.values())) < 1e-4, diffs
     if '--profile' in extra:  # the profile of the fast mode: time by category, adding up to the busy time
         assert '# train fast+lowmem: 1 profiled steps' in out.stdout
         shares = [float(line.split('|')[3].strip().rstrip('%')) for line in out.stdout.splitlines()
@@ -43,6 +46,7 @@ def test_mode_grammar():
     assert parse_mode('fast+cudagraphs')['compile_mode'] == 'reduce-overhead'
     assert parse_mode('fast+budget0.5')['memory_budget'] == 0.5
     assert parse_mode('fast+freeze')['freeze'] and parse_mode('fast+freeze')['compile']
+    assert parse_mode('fast+fuseres')['fuse_residual'] and not parse_mode('fast+fuseres')['compile']
     assert parse_mode('fast+bf16')['half'] == 'bf16' and not parse_mode('fast+bf16')['compile']
     for bad in ('fast+turbo', 'published+compile', 'slow'):
         with pytest.raises(SystemExit):
@@ -64,6 +68,21 @@ def test_kernel_categories():
         'void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor>': 'optimizer / EMA (multi-tensor)',
     }
     assert {name: categorize(name) for name in cases} == cases
+
+
+def test_profile_counts_kernels_not_annotations():
+    """The optimizer's user annotation shows on the GPU timeline around its kernels: it must not count again."""
+    sys.path.insert(0, str(BENCH))
+    from types import SimpleNamespace
+    from profile_summary import is_kernel
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+    event = lambda key, device, annotation=False: SimpleNamespace(key=key, device_type=device,  # noqa: E731
+                                                                  is_user_annotation=annotation)
+    assert is_kernel(event('nvjet_sm90_hsh_128x256_64x4_2x1_v_bz_coopA_TNN', cuda), cuda=True)
+    assert not is_kernel(event('Optimizer.step#Adam.step', cuda), cuda=True)
+    assert not is_kernel(event('train step', cuda, annotation=True), cuda=True)
+    assert not is_kernel(event('aten::convolution', cpu), cuda=True)
+    assert is_kernel(event('aten::convolution', cpu), cuda=False) and not is_kernel(event('Conv', cpu), cuda=False)
 
 
 def test_head_benchmark_runs_on_cpu():
