@@ -9,7 +9,7 @@ the same process, on the same weights.
 Switches (fast only): lowmem (the memory-saving backward of train.py --lowmem), compile (torch.compile of the
 whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
-max-autotune-no-cudagraphs), budget<F> (compile with activation_memory_budget F: recompute instead of
+max-autotune-no-cudagraphs; with cudagraphs, max-autotune), budget<F> (compile with activation_memory_budget F: recompute instead of
 saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
 fuseres (each Bottleneck's last convolution, residual add and ReLU as cuDNN's fused kernel, inference only),
 fp16 / bf16 (inference precision).
@@ -77,9 +77,9 @@ def parse_mode(mode, default_compile_mode=None):
             parsed['fuse_residual'] = True
         else:
             parsed['compile'] = True
-            if switch != 'compile':
-                parsed['compile_mode'] = {'cudagraphs': 'reduce-overhead',
-                                          'autotune': 'max-autotune-no-cudagraphs'}[switch]
+    if 'cudagraphs' in switches or 'autotune' in switches:  # both: max-autotune (which records CUDA graphs)
+        parsed['compile_mode'] = {(True, False): 'reduce-overhead', (False, True): 'max-autotune-no-cudagraphs',
+                                  (True, True): 'max-autotune'}['cudagraphs' in switches, 'autotune' in switches]
     return parsed
 
 

@@ -26,8 +26,8 @@ run() { echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | t
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. On a slower host (run 3,
 # 2026-11-27) the whole-model compile took 224 s for TResNet-L and its step was CPU-bound (74.5 ms of kernels in a
-# 110.7 ms step); CUDA graphs took TResNet-M from 2.07x to 4.65x. Block by block compiles in a fraction of the time,
-# so all three models fit here. Each mode prints a line when measured, compiled ones with their graph count.
+# 110.7 ms step); CUDA graphs took TResNet-M from 2.07x to 4.65x. Block by block, TResNet-M compiled in 72 s (run 1):
+# expected to let all three models fit here. Each mode prints a line when measured, compiled ones with their graphs.
 mode=published,fast+lowmem+regional+cudagraphs
 run bench_train.py $L --modes $mode --profile $P
 # inference: kernel-bound with CUDA graphs (run 3: 17.7 ms of kernels in a 17.9 ms batch); fuseres ends each block
@@ -38,8 +38,10 @@ run bench_train.py $XL --modes $mode --profile $P
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
-  # the whole-model compile with CUDA graphs and without, eager, and 9605 classes
+  # the whole-model compile with CUDA graphs and without, max-autotune (Triton templates and block sizes tuned),
+  # eager, and 9605 classes
   run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile --profile $P
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune --profile $P
   run bench_train.py $M --modes published,fast+lowmem+cudagraphs,fast
   run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast+lowmem+regional+cudagraphs
   run bench_train.py $XL --modes published,fast,fast+lowmem+cudagraphs

@@ -44,6 +44,8 @@ def test_mode_grammar():
     mode = parse_mode('fast+lowmem+regional')
     assert mode['lowmem'] and mode['compile'] and mode['scope'] == 'regional' and mode['compile_mode'] is None
     assert parse_mode('fast+cudagraphs')['compile_mode'] == 'reduce-overhead'
+    assert parse_mode('fast+autotune')['compile_mode'] == 'max-autotune-no-cudagraphs'
+    assert parse_mode('fast+regional+autotune+cudagraphs')['compile_mode'] == 'max-autotune'
     assert parse_mode('fast+budget0.5')['memory_budget'] == 0.5
     assert parse_mode('fast+freeze')['freeze'] and parse_mode('fast+freeze')['compile']
     assert parse_mode('fast+fuseres')['fuse_residual'] and not parse_mode('fast+fuseres')['compile']

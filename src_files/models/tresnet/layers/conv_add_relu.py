@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 
 
-@torch.library.custom_op('ml_decoder::conv2d_add_relu', mutates_args=())
-def conv2d_add_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], residual: torch.Tensor,
-                    stride: List[int], padding: List[int]) -> torch.Tensor:
+def _conv2d_add_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], residual: torch.Tensor,
+                     stride: List[int], padding: List[int]) -> torch.Tensor:
     if x.is_cuda and torch.backends.cudnn.is_acceptable(x) and x.dtype == weight.dtype == residual.dtype:
         out = torch.cudnn_convolution_add_relu(x, weight, residual, 1.0, bias, stride, padding, [1, 1], 1)
     else:
@@ -24,6 +23,11 @@ def conv2d_add_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     return out
 
 
-@conv2d_add_relu.register_fake
-def _(x, weight, bias, residual, stride, padding):
-    return torch.empty_like(residual)
+if hasattr(torch.library, 'custom_op'):  # PyTorch >= 2.4
+    conv2d_add_relu = torch.library.custom_op('ml_decoder::conv2d_add_relu', mutates_args=())(_conv2d_add_relu)
+
+    @conv2d_add_relu.register_fake
+    def _(x, weight, bias, residual, stride, padding):
+        return torch.empty_like(residual)
+else:  # older PyTorch: a plain function (eager only)
+    conv2d_add_relu = _conv2d_add_relu
