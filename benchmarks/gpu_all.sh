@@ -21,7 +21,11 @@ else
   H="--batch-size 56"; N=""
   P=3
 fi
-run() { echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | tee -a "$log"; echo | tee -a "$log"; }
+run() {
+  local start=$SECONDS
+  echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | tee -a "$log"
+  echo "# ($((SECONDS - start)) s; $SECONDS s since the script started)" | tee -a "$log"; echo | tee -a "$log"
+}
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. On a slower host (run 3,
