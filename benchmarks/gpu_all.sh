@@ -43,6 +43,10 @@ run bench_train.py $XL --modes $mode --profile $P
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
+  # train.py itself with CUDA graphs against its eager default, demo data, same seed: loss and mAP per epoch
+  run ../train.py --demo --epochs 3 --output-dir /tmp/gpu_all_demo_eager
+  run ../train.py --demo --epochs 3 --compile --compile-mode reduce-overhead --compile-scope regional --lowmem \
+    --output-dir /tmp/gpu_all_demo_cudagraphs
   # the whole-model compile with CUDA graphs and without, max-autotune (Triton templates and block sizes tuned),
   # eager, and 9605 classes
   run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile --profile $P

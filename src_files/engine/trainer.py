@@ -259,6 +259,7 @@ def train(args, info, model, task, resume_state=None):
         train_model.train()
         t0 = time.time()
         pending, loss_sum, loss_count, compile_time = [], 0.0, 0, 0.0
+        graphs_seen = compiled_graph_count()  # (evaluation may have compiled graphs of its own)
         images_seen = 0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not main,
                    leave=False, dynamic_ncols=True, mininterval=1.0)
@@ -283,19 +284,27 @@ def train(args, info, model, task, resume_state=None):
                 global_step += 1
                 images_seen += images.shape[0] * info.world_size
                 pending.append(loss.detach())
-                if args.compile and step == 0 and epoch == start_epoch:
+                first_step = step == 0 and epoch == start_epoch
+                if args.compile and (first_step or compiled_graph_count() != graphs_seen):
+                    # This step compiled (the first one, or a new batch size such as an epoch's last batch):
+                    # its time is left out of images/s.
                     if cuda:
                         torch.cuda.synchronize(device)
-                    compile_time = time.time() - step_start
-                    if main:
-                        graphs = compiled_graph_count() - graphs_before
-                        print(f"torch.compile: first step took {compile_time:.1f} s (compilation; left out of "
+                    took = time.time() - step_start
+                    compile_time += took
+                    graphs_seen = compiled_graph_count()
+                    if main and first_step:
+                        graphs = graphs_seen - graphs_before
+                        print(f"torch.compile: first step took {took:.1f} s (compilation; left out of "
                               f"images/s), {graphs} graph(s)", flush=True)
                         # (DDP's compiler splits the graph at its gradient buckets on purpose.)
                         if args.compile_scope == 'full' and not info.distributed and graphs > 1:
                             print(f"warning: torch.compile split the model into {graphs} graphs (graph breaks), "
                                   f"which costs most of its speed; `python benchmarks/graph_breaks.py` shows where",
                                   flush=True)
+                    elif main:
+                        print(f"torch.compile: compiled again for a batch of {images.shape[0]} ({took:.1f} s, left "
+                              f"out of images/s)", flush=True)
                 if len(pending) >= sync_every or step == steps_per_epoch - 1:
                     values = torch.stack(pending).float().cpu()
                     bad = ~torch.isfinite(values)
