@@ -80,8 +80,9 @@ def main(argv=None):
                   f" (threshold {args.thr})")
     elapsed = time.time() - start
     if info.is_main:
-        print(f"{n_images} images in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} images/s), "
-              f"{args.model_name} {args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
+        print(f"{n_images} images in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} images/s"
+              + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
+              f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
         if args.json:
             payload = dict(results, threshold=args.thr, images=n_images, model_path=args.model_path, data=args.data,
                            model_name=args.model_name, image_size=args.image_size)
