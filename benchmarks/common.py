@@ -9,8 +9,8 @@ the same process, on the same weights.
 Switches (fast only): lowmem (the memory-saving backward of train.py --lowmem), compile (torch.compile of the
 whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
-max-autotune-no-cudagraphs; with cudagraphs, max-autotune), budget<F> (compile with activation_memory_budget F: recompute instead of
-saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
+max-autotune-no-cudagraphs; with cudagraphs, max-autotune), budget<F> (compile with activation_memory_budget F:
+recompute instead of saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
 fuseres (each Bottleneck's last convolution, residual add and ReLU as cuDNN's fused kernel, inference only),
 fp16 / bf16 (inference precision).
 """
