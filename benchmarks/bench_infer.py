@@ -12,7 +12,7 @@ import torch
 
 from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
                     machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
-from profile_summary import profile_step
+from profile_summary import csv_path_for, profile_step
 from src_files.models import fold_norm_layers, fuse_residual_relu
 
 
@@ -42,7 +42,8 @@ def run_mode(args, device, name, x):
                   graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
     logits = outputs[0].float().cpu()  # CUDA graphs reuse their output buffer: copy before profiling
     if args.profile and fast:
-        profile_step(step, device, args.profile, title=f'infer {name}', timed_step_ms=per_step * 1e3)
+        profile_step(step, device, args.profile, title=f'infer {name}', timed_step_ms=per_step * 1e3,
+                     csv_path=csv_path_for(args.profile_dir, 'infer', args.model_name, args.image_size, f'b{args.batch_size}', name))
     return result, logits
 
 

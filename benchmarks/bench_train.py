@@ -18,7 +18,7 @@ import torch
 from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
                     fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
                     time_loop)
-from profile_summary import profile_step
+from profile_summary import csv_path_for, profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
@@ -91,7 +91,8 @@ def run_mode(args, device, name):
         step(measure=True)
         result['activations_gib'] = activations[-1]
     if args.profile and fast:
-        profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3)
+        profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3,
+                     csv_path=csv_path_for(args.profile_dir, 'train', args.model_name, args.image_size, f'b{args.batch_size}', name))
     del model, optimizer, ema, forward
     return result
 

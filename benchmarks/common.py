@@ -46,6 +46,8 @@ def add_common_args(parser, batch_size):
     parser.add_argument('--compile-mode', default=None, help="torch.compile mode of +compile (None = default)")
     parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
                         help='after timing, profile this many steps of each fast mode: kernel time by category')
+    parser.add_argument('--profile-dir', default='',
+                        help='with --profile, also write every kernel of each profile to a CSV file in this folder')
 
 
 SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'fuseres', 'fp16', 'bf16')

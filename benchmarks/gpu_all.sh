@@ -6,6 +6,7 @@
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
+profiles="$(dirname "$log")/profiles"  # every kernel of each profile, one CSV per mode
 cd "$(dirname "$0")"
 export PYTHONUNBUFFERED=1
 limit=300
@@ -22,6 +23,7 @@ else
   H="--batch-size 56"; N=""
   P=3
 fi
+prof=(--profile "$P" --profile-dir "$profiles")
 run() {
   local start=$SECONDS
   echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | tee -a "$log"
@@ -34,12 +36,12 @@ run() {
 # 110.7 ms step); CUDA graphs took TResNet-M from 2.07x to 4.65x. Block by block, TResNet-M compiled in 72 s (run 1):
 # expected to let all three models fit here. Each mode prints a line when measured, compiled ones with their graphs.
 mode=published,fast+lowmem+regional+cudagraphs
-run bench_train.py $L --modes $mode --profile $P
+run bench_train.py $L --modes $mode "${prof[@]}"
 # inference: kernel-bound with CUDA graphs (run 3: 17.7 ms of kernels in a 17.9 ms batch); fuseres ends each block
 # with cuDNN's fused convolution + residual add + ReLU, saving a write and a read of every block's output
-run bench_infer.py $IL --modes published,fast+cudagraphs,fast+fuseres+cudagraphs --profile $P
-run bench_train.py $M --modes $mode --profile $P
-run bench_train.py $XL --modes $mode --profile $P
+run bench_infer.py $IL --modes published,fast+cudagraphs,fast+fuseres+cudagraphs "${prof[@]}"
+run bench_train.py $M --modes $mode "${prof[@]}"
+run bench_train.py $XL --modes $mode "${prof[@]}"
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
@@ -49,8 +51,8 @@ if [ "${EXTRA:-0}" = 1 ]; then
     --output-dir /tmp/gpu_all_demo_cudagraphs
   # the whole-model compile with CUDA graphs and without, max-autotune (Triton templates and block sizes tuned),
   # eager, and 9605 classes
-  run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile --profile $P
-  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune --profile $P
+  run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile "${prof[@]}"
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
   run bench_train.py $M --modes published,fast+lowmem+cudagraphs,fast
   run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast+lowmem+regional+cudagraphs
   run bench_train.py $XL --modes published,fast,fast+lowmem+cudagraphs

@@ -4,6 +4,8 @@ The table answers "what limits it": convolutions (cuDNN) against the memory-boun
 norm kernels, the optimizer, layout copies, and how busy the device is over the step's wall time (a low
 fraction means the CPU cannot launch kernels fast enough, where CUDA graphs would help).
 """
+import csv
+import os
 import re
 import time
 from collections import defaultdict
@@ -54,7 +56,7 @@ def is_kernel(event, cuda):
     return event.device_type == torch.autograd.DeviceType.CPU and event.key.startswith('aten::')
 
 
-def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=None):
+def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=None, csv_path=None):
     """Run `step` `steps` times under the profiler; print per-step kernel time by category and the top kernels.
 
     The profiler slows the CPU side, so the wall time under it overstates idle gaps: with `timed_step_ms` (the
@@ -89,4 +91,24 @@ def profile_step(step, device, steps=3, top=12, title='profile', timed_step_ms=N
     print(f'top {top} {what}s:')
     for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]:
         print(f'  {ms:8.2f} ms  {categorize(name):38}  {name[:110]}')
+    if csv_path:
+        write_kernel_table(csv_path, per_kernel)
     return dict(wall_ms=wall_ms, busy_ms=busy, per_category=dict(per_category))
+
+
+def write_kernel_table(path, per_kernel):
+    """Every kernel's time per step, longest first, as CSV (for reading the whole profile later)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['ms_per_step', 'category', 'kernel'])
+        for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1]):
+            writer.writerow([f'{ms:.4f}', categorize(name), name])
+    print(f'# all kernels: {path}')
+
+
+def csv_path_for(profile_dir, *parts):
+    """profile_dir/<parts joined by _>.csv, with characters other than letters, digits, - . + made _."""
+    if not profile_dir:
+        return None
+    return os.path.join(profile_dir, re.sub(r'[^\w.+-]', '_', '_'.join(str(p) for p in parts)) + '.csv')

@@ -13,11 +13,13 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
 
 
 @pytest.mark.parametrize('script,extra,rows', [
-    ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1'], ['published', 'fast+lowmem']),
+    ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1', '--profile-dir', '{tmp}'],
+     ['published', 'fast+lowmem']),
     ('bench_infer.py', ['--modes', 'published,fast,fast+regional,fast+fuseres'],
      ['published', 'fast', 'fast+regional', 'fast+fuseres']),
 ])
-def test_benchmark_script_runs_on_cpu(script, extra, rows):
+def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
+    extra = [arg.format(tmp=tmp_path) for arg in extra]
     out = subprocess.run([sys.executable, script, *TINY, *extra], cwd=BENCH, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -36,6 +38,11 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows):
         shares = [float(line.split('|')[3].strip().rstrip('%')) for line in out.stdout.splitlines()
                   if line.startswith('| ') and line.strip().endswith('% |')]
         assert len(shares) >= 3 and abs(sum(shares) - 100) < 1, shares
+        # --profile-dir: every op of the profile, in a CSV whose times add up to the printed busy time
+        busy = float(re.search(r'profiled steps, \S+ ms wall per step, (\S+) ms', out.stdout).group(1))
+        table = (tmp_path / 'train_tresnet_m_64_b2_fast+lowmem.csv').read_text().splitlines()
+        assert table[0] == 'ms_per_step,category,kernel' and len(table) > 13  # more than the top 12 printed
+        assert abs(sum(float(row.split(',')[0]) for row in table[1:]) - busy) < 0.05 + 0.01 * busy
 
 
 def test_mode_grammar():
