@@ -3,7 +3,7 @@ against our fast path (folded norms, channels-last, batched head + fused attenti
 optionally torch.compile / CUDA graphs), in the same run, with each mode's logit difference to published.
 
     python benchmarks/bench_infer.py --model-name tresnet_l --image-size 448 --batch-size 64 --compile
-    python benchmarks/bench_infer.py --modes published,fast+compile,fast+cudagraphs,fast+fuseres+cudagraphs
+    python benchmarks/bench_infer.py --modes published,fast+compile,fast+cudagraphs,fast+cudagraphs+cdtune
     python benchmarks/bench_infer.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2
 """
 import argparse
@@ -13,15 +13,13 @@ import torch
 from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
                     machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
 from profile_summary import csv_path_for, profile_step
-from src_files.models import fold_norm_layers, fuse_residual_relu
+from src_files.models import fold_norm_layers
 
 
 def run_mode(args, device, name, x):
     mode = parse_mode(name, args.compile_mode)
     fast = mode['base'] == 'fast'
     model = fold_norm_layers(build_model(args, device, mode))
-    if mode['fuse_residual']:
-        fuse_residual_relu(model)
     dtype = torch.float32
     if device.type == 'cuda':
         dtype = torch.float16 if not fast else {'fp16': torch.float16, 'bf16': torch.bfloat16}[mode['half'] or args.half]
@@ -42,8 +40,8 @@ def run_mode(args, device, name, x):
                   graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
     logits = outputs[0].float().cpu()  # CUDA graphs reuse their output buffer: copy before profiling
     if args.profile and fast:
-        profile_step(step, device, args.profile, title=f'infer {name}', timed_step_ms=per_step * 1e3,
-                     csv_path=csv_path_for(args.profile_dir, 'infer', args.model_name, args.image_size, f'b{args.batch_size}', name))
+        csv_path = csv_path_for(args.profile_dir, 'infer', args.model_name, args.image_size, f'b{args.batch_size}', name)
+        profile_step(step, device, args.profile, title=f'infer {name}', timed_step_ms=per_step * 1e3, csv_path=csv_path)
     return result, logits
 
 

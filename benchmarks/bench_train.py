@@ -44,8 +44,8 @@ def batches(args, device):
 
 def run_mode(args, device, name):
     mode = parse_mode(name, args.compile_mode)
-    if mode['freeze'] or mode['fuse_residual']:
-        raise SystemExit(f'{name}: freeze and fuseres are for inference (bench_infer.py)')
+    if mode['freeze']:
+        raise SystemExit(f'{name}: freeze is for inference (bench_infer.py)')
     fast = mode['base'] == 'fast'
     model = build_model(args, device, mode).train()
     if mode['lowmem']:
@@ -91,8 +91,8 @@ def run_mode(args, device, name):
         step(measure=True)
         result['activations_gib'] = activations[-1]
     if args.profile and fast:
-        profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3,
-                     csv_path=csv_path_for(args.profile_dir, 'train', args.model_name, args.image_size, f'b{args.batch_size}', name))
+        csv_path = csv_path_for(args.profile_dir, 'train', args.model_name, args.image_size, f'b{args.batch_size}', name)
+        profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3, csv_path=csv_path)
     del model, optimizer, ema, forward
     return result
 

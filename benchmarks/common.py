@@ -10,9 +10,10 @@ Switches (fast only): lowmem (the memory-saving backward of train.py --lowmem), 
 whole model, default mode or --compile-mode), regional (torch.compile block by block, as train.py --compile
 --compile-scope regional does), cudagraphs (compile with mode reduce-overhead), autotune (compile with mode
 max-autotune-no-cudagraphs; with cudagraphs, max-autotune), budget<F> (compile with activation_memory_budget F:
-recompute instead of saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become constants, inference only),
-fuseres (each Bottleneck's last convolution, residual add and ReLU as cuDNN's fused kernel, inference only),
-fp16 / bf16 (inference precision).
+recompute instead of saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become
+constants, inference only), cdtune (compile with inductor's coordinate-descent tuning: each Triton pointwise and
+reduction kernel's block sizes tuned on the device, the convolutions left to cuDNN), fp16 / bf16 (inference
+precision).
 """
 import argparse
 import contextlib
@@ -50,7 +51,7 @@ def add_common_args(parser, batch_size):
                         help='with --profile, also write every kernel of each profile to a CSV file in this folder')
 
 
-SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'fuseres', 'fp16', 'bf16')
+SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'cdtune', 'fp16', 'bf16')
 
 
 def parse_mode(mode, default_compile_mode=None):
@@ -61,7 +62,7 @@ def parse_mode(mode, default_compile_mode=None):
     if base == 'published' and switches:
         raise SystemExit(f"mode {mode!r}: 'published' takes no switches")
     parsed = dict(base=base, lowmem=False, compile=False, scope='full', compile_mode=default_compile_mode,
-                  memory_budget=None, freeze=False, fuse_residual=False, half=None)
+                  memory_budget=None, freeze=False, cdtune=False, half=None)
     for switch in switches:
         if switch.startswith('budget'):
             parsed.update(compile=True, memory_budget=float(switch[len('budget'):]))
@@ -75,8 +76,8 @@ def parse_mode(mode, default_compile_mode=None):
             parsed.update(compile=True, scope='regional')
         elif switch == 'freeze':
             parsed.update(compile=True, freeze=True)
-        elif switch == 'fuseres':
-            parsed['fuse_residual'] = True
+        elif switch == 'cdtune':
+            parsed.update(compile=True, cdtune=True)
         else:
             parsed['compile'] = True
     if 'cudagraphs' in switches or 'autotune' in switches:  # both: max-autotune (which records CUDA graphs)
@@ -106,9 +107,10 @@ def compile_config(mode):
     if mode['memory_budget'] is not None:
         import torch._functorch.config
         stack.enter_context(torch._functorch.config.patch(activation_memory_budget=mode['memory_budget']))
-    if mode['freeze']:
+    if mode['freeze'] or mode['cdtune']:
         import torch._inductor.config
-        stack.enter_context(torch._inductor.config.patch(freezing=True))
+        stack.enter_context(torch._inductor.config.patch(freezing=mode['freeze'],
+                                                         coordinate_descent_tuning=mode['cdtune']))
     return stack
 
 

@@ -108,7 +108,8 @@ def write_kernel_table(path, per_kernel):
 
 
 def csv_path_for(profile_dir, *parts):
-    """profile_dir/<parts joined by _>.csv, with characters other than letters, digits, - . + made _."""
+    """profile_dir/<parts joined by _>.csv, every character other than A-Z a-z 0-9 . - made _ (so + too: the
+    device tool brings back only plain file names)."""
     if not profile_dir:
         return None
-    return os.path.join(profile_dir, re.sub(r'[^\w.+-]', '_', '_'.join(str(p) for p in parts)) + '.csv')
+    return os.path.join(profile_dir, re.sub(r'[^A-Za-z0-9.-]', '_', '_'.join(str(p) for p in parts)) + '.csv')

@@ -15,8 +15,7 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
 @pytest.mark.parametrize('script,extra,rows', [
     ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1', '--profile-dir', '{tmp}'],
      ['published', 'fast+lowmem']),
-    ('bench_infer.py', ['--modes', 'published,fast,fast+regional,fast+fuseres'],
-     ['published', 'fast', 'fast+regional', 'fast+fuseres']),
+    ('bench_infer.py', ['--modes', 'published,fast,fast+regional'], ['published', 'fast', 'fast+regional']),
 ])
 def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
     extra = [arg.format(tmp=tmp_path) for arg in extra]
@@ -40,14 +39,14 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
         assert len(shares) >= 3 and abs(sum(shares) - 100) < 1, shares
         # --profile-dir: every op of the profile, in a CSV whose times add up to the printed busy time
         busy = float(re.search(r'profiled steps, \S+ ms wall per step, (\S+) ms', out.stdout).group(1))
-        table = (tmp_path / 'train_tresnet_m_64_b2_fast+lowmem.csv').read_text().splitlines()
+        table = (tmp_path / 'train_tresnet_m_64_b2_fast_lowmem.csv').read_text().splitlines()
         assert table[0] == 'ms_per_step,category,kernel' and len(table) > 13  # more than the top 12 printed
         assert abs(sum(float(row.split(',')[0]) for row in table[1:]) - busy) < 0.05 + 0.01 * busy
 
 
 def test_mode_grammar():
     sys.path.insert(0, str(BENCH))
-    from common import parse_mode
+    from common import compile_config, parse_mode
     mode = parse_mode('fast+lowmem+regional')
     assert mode['lowmem'] and mode['compile'] and mode['scope'] == 'regional' and mode['compile_mode'] is None
     assert parse_mode('fast+cudagraphs')['compile_mode'] == 'reduce-overhead'
@@ -55,7 +54,12 @@ def test_mode_grammar():
     assert parse_mode('fast+regional+autotune+cudagraphs')['compile_mode'] == 'max-autotune'
     assert parse_mode('fast+budget0.5')['memory_budget'] == 0.5
     assert parse_mode('fast+freeze')['freeze'] and parse_mode('fast+freeze')['compile']
-    assert parse_mode('fast+fuseres')['fuse_residual'] and not parse_mode('fast+fuseres')['compile']
+    assert parse_mode('fast+cdtune')['cdtune'] and parse_mode('fast+cdtune')['compile']
+    import torch._inductor.config as inductor_config
+    with compile_config(parse_mode('fast+cdtune')):
+        assert inductor_config.coordinate_descent_tuning and not inductor_config.freezing
+    with compile_config(parse_mode('fast+freeze')):
+        assert inductor_config.freezing and not inductor_config.coordinate_descent_tuning
     assert parse_mode('fast+bf16')['half'] == 'bf16' and not parse_mode('fast+bf16')['compile']
     for bad in ('fast+turbo', 'published+compile', 'slow'):
         with pytest.raises(SystemExit):

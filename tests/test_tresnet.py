@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src_files.models import create_model, fold_norm_layers, fuse_residual_relu
+from src_files.models import create_model, fold_norm_layers
 from src_files.models.tresnet import Bottleneck, BasicBlock, tresnet_l, tresnet_m, tresnet_xl
 from src_files.models.tresnet import set_memory_efficient
 from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, gated_conv2d, set_memory_efficient_norms
@@ -113,34 +113,6 @@ def test_sizes_that_are_not_multiples_of_32(model_and_folded, size):
         folded = folded_model(x)
     assert out.shape == (2, 7)
     torch.testing.assert_close(folded, out, rtol=1e-4, atol=1e-4)
-
-
-def test_fused_residual_relu_same_outputs_and_one_compiled_graph(model_and_folded):
-    """fuse_residual_relu ends each Bottleneck with one conv + add + ReLU operator (cuDNN's fused kernel on CUDA;
-    on the CPU the plain composition, checked here against the unfused folded model and, through torch.compile
-    with no code generation, for its shape function and for tracing as one graph). It needs folded norms."""
-    import torch._dynamo
-    from src_files.models.compile import compiled_graph_count
-    from src_files.models.tresnet.layers import conv2d_add_relu
-    _, folded_model = model_and_folded
-    fused = fuse_residual_relu(copy.deepcopy(folded_model))
-    blocks = [m for m in fused.modules() if isinstance(m, Bottleneck)]
-    assert blocks and all(m.fused_residual for m in blocks)
-    x = torch.rand(2, 3, 96, 96).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        torch.testing.assert_close(fused(x), folded_model(x), rtol=1e-5, atol=1e-5)
-        torch._dynamo.reset()
-        before = compiled_graph_count()
-        compiled = torch.compile(fused, backend='aot_eager')
-        torch.testing.assert_close(compiled(x), folded_model(x), rtol=1e-5, atol=1e-5)
-        assert compiled_graph_count() - before == 1
-        torch._dynamo.reset()
-    conv = blocks[0].conv3[0]
-    inputs = torch.rand(2, conv.in_channels, 5, 5), torch.rand(2, conv.out_channels, 5, 5)
-    torch.library.opcheck(conv2d_add_relu, (inputs[0], conv.weight.detach(), conv.bias.detach(), inputs[1], [1, 1],
-                                            [0, 0]))
-    with pytest.raises(ValueError, match='fold the norm layers first'):
-        fuse_residual_relu(create_model(model_name='tresnet_m', num_classes=7))
 
 
 def test_size_not_divisible_by_4_is_a_clear_error():

@@ -20,9 +20,6 @@ def add_inference_speed_args(parser):
     g = cli.add_speed_args(parser, training=False)
     g.add_argument('--fold-norms', action=argparse.BooleanOptionalAction, default=True,
                    help="fold the norm layers into the convolutions (same outputs, faster)")
-    g.add_argument('--fuse-residual', action=argparse.BooleanOptionalAction, default=False,
-                   help="with --fold-norms: end each TResNet Bottleneck with one operator for its last convolution, "
-                        "residual add and ReLU (cuDNN's fused kernel on CUDA; same outputs; BENCHMARKS.md)")
     g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32'), default='auto',
                    help="dtype of the weights and inputs; auto = fp16 on CUDA (as published), fp32 on CPU")
 
@@ -67,7 +64,7 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     Fills args fields the user did not give from the checkpoint; raises UserError on any mismatch.
     """
     from src_files.ml_decoder.ml_decoder import set_head_impl
-    from src_files.models import (create_model, fold_norm_layers, fuse_residual_relu, load_checkpoint,
+    from src_files.models import (create_model, fold_norm_layers, load_checkpoint,
                                    load_model_weights)
 
     state_dict, extras = load_checkpoint(args.model_path)
@@ -107,10 +104,6 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     model.eval()
     if getattr(args, 'fold_norms', True):
         model = fold_norm_layers(model)
-    if getattr(args, 'fuse_residual', False):
-        if not getattr(args, 'fold_norms', True):
-            raise UserError("--fuse-residual needs the norm layers folded: drop --no-fold-norms")
-        fuse_residual_relu(model)
     dtype = resolve_precision(getattr(args, 'precision', 'auto'), device)
     model = model.to(device=device, dtype=dtype)
     channels_last = device.type == 'cuda' and getattr(args, 'channels_last', False)

@@ -1,2 +1,2 @@
 from .factory import TimmWithMLDecoder, create_model, load_checkpoint, load_model_weights
-from .fold import fold_norm_layers, fuse_residual_relu
+from .fold import fold_norm_layers

@@ -35,15 +35,3 @@ def fold_norm_layers(model: nn.Module) -> nn.Module:
             module[1] = norm.make_activation()
     return model.eval()
 
-
-def fuse_residual_relu(model: nn.Module) -> nn.Module:
-    """After fold_norm_layers: end every Bottleneck block with one operator for its last convolution, the
-    residual add and the ReLU (cuDNN's fused kernel on CUDA, tresnet/layers/conv_add_relu.py). Same math;
-    inference only (the operator has no backward). In place; returns the model."""
-    for module in model.modules():
-        if isinstance(module, Bottleneck):
-            conv, activation = module.conv3
-            if not isinstance(activation, nn.Identity) or conv.bias is None:
-                raise ValueError('fuse_residual_relu: fold the norm layers first (fold_norm_layers)')
-            module.fused_residual = True
-    return model

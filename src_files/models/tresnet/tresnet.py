@@ -10,8 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .layers import (AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth, conv2d_add_relu, gated_conv2d,
-                     set_memory_efficient_norms)
+from .layers import AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth, gated_conv2d, set_memory_efficient_norms
 
 
 def conv_abn(in_ch, out_ch, kernel_size=3, stride=1, activation='leaky_relu', activation_param=1e-2):
@@ -56,7 +55,6 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.se = SEModule(planes, max(planes * self.expansion // 8, 64)) if use_se else None
         self.memory_efficient = False  # True: recompute the squeeze-excite product in backward (gated_conv.py)
-        self.fused_residual = False  # True: conv3 + residual + ReLU as one operator (inference, conv_add_relu.py)
 
     def last_norm(self):
         return self.conv3[1]
@@ -69,9 +67,6 @@ class Bottleneck(nn.Module):
         else:
             if self.se is not None:
                 out = self.se(out)
-            if self.fused_residual:
-                conv = self.conv3[0]  # folded: Conv2d with bias, then Identity
-                return conv2d_add_relu(out, conv.weight, conv.bias, shortcut, list(conv.stride), list(conv.padding))
             out = self.conv3(out)
         return F.relu(out + shortcut, inplace=True)
 

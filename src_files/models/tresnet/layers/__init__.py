@@ -1,5 +1,4 @@
 from .anti_aliasing import AntiAliasDownsample
-from .conv_add_relu import conv2d_add_relu
 from .gated_conv import gated_conv2d
 from .norm_act import NormAct2d, abn_scale, set_memory_efficient_norms
 from .space_to_depth import SpaceToDepth
