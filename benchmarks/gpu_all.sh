@@ -31,10 +31,10 @@ run() {
 }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
-# Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. On a slower host (run 3,
-# 2026-11-27) the whole-model compile took 224 s for TResNet-L and its step was CPU-bound (74.5 ms of kernels in a
-# 110.7 ms step); CUDA graphs took TResNet-M from 2.07x to 4.65x. Block by block, TResNet-M compiled in 72 s (run 1):
-# expected to let all three models fit here. Each mode prints a line when measured, compiled ones with their graphs.
+# Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. Run 5 (2026-11-27): kernel-
+# bound (TResNet-L 71.0 ms of kernels in a 72.8 ms step), and 13.79 GiB for TResNet-L, against 11.86 GiB compiled
+# whole (run 6, 145 s to compile against 89 s): the blocks kept their own ReLU masks, now handed on
+# (chain_block_relus). Each mode prints a line when measured, compiled ones with their graphs.
 mode=published,fast+lowmem+regional+cudagraphs
 run bench_train.py $L --modes $mode "${prof[@]}"
 # inference: kernel-bound with CUDA graphs (run 5: 17.1 ms of kernels in a 17.4 ms batch, 2.44x); cdtune tunes the
@@ -45,6 +45,8 @@ run bench_train.py $XL --modes $mode "${prof[@]}"
 run bench_head.py $H
 run bench_norm.py $N
 if [ "${EXTRA:-0}" = 1 ]; then
+  # TResNet-L with its Triton kernels' block sizes tuned (44 ms of its 71 ms are Triton norm/activation passes)
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+cdtune "${prof[@]}"
   # train.py itself with CUDA graphs against its eager default, demo data, same seed: loss and mAP per epoch
   run ../train.py --demo --epochs 3 --output-dir /tmp/gpu_all_demo_eager
   run ../train.py --demo --epochs 3 --compile --compile-mode reduce-overhead --compile-scope regional --lowmem \

@@ -326,3 +326,30 @@ def test_memory_efficient_bottleneck_keeps_no_squeeze_excite_product():
     for g, g2 in zip(dp, dp2):
         torch.testing.assert_close(g2, g, rtol=1e-10, atol=1e-12)
     assert kept2 == kept - 2 * 16 * 12 * 12 * 8, (kept, kept2)
+
+
+def test_chained_block_relus_give_the_same_outputs_and_gradients():
+    """chain_block_relus (for block-by-block compilation) moves only where the ReLU masks are applied in
+    backward: float64, the same outputs, input gradient and parameter gradients."""
+    from src_files.models.tresnet.tresnet import chain_block_relus
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=5).double().train()
+    model.head.eval()
+    for m in model.modules():
+        if isinstance(m, NormAct2d):
+            with torch.no_grad():
+                m.weight.normal_()  # no zero-initialised residual branches
+    chained = chain_block_relus(copy.deepcopy(model))
+    assert sum(getattr(m, 'relu_grad_to_next', False) for m in chained.modules()) == 21 - 1
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+    results = []
+    for m in (model, chained):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        y.square().sum().backward()
+        results.append((y.detach(), xi.grad, [p.grad for p in m.parameters()]))
+    (y, dx, dp), (y2, dx2, dp2) = results
+    torch.testing.assert_close(y2, y, rtol=0, atol=0)
+    torch.testing.assert_close(dx2, dx, rtol=1e-12, atol=1e-14)
+    for g, g2 in zip(dp, dp2):
+        torch.testing.assert_close(g2, g, rtol=1e-12, atol=1e-14)

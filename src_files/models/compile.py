@@ -12,7 +12,7 @@ numbers come from benchmarks/gpu_all.sh.
 import torch
 import torch._dynamo
 
-from .tresnet.tresnet import BasicBlock, Bottleneck
+from .tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus
 
 REPEATED_BLOCKS = (BasicBlock, Bottleneck)
 # torch.compile's modes; reduce-overhead and max-autotune also record CUDA graphs.
@@ -29,8 +29,8 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     """Compile `model` for speed; returns the module to call. `mode`: one of COMPILE_MODES (None = default).
 
     scope='full': one `torch.compile(model)` (returns the compiled wrapper). scope='regional': compile each
-    repeated block, the stem convolution and the head in place (returns `model` itself); models without known
-    repeated blocks fall back to the whole model.
+    repeated block, the stem convolution and the head in place (returns `model` itself), with the blocks'
+    ReLU masks handed on (chain_block_relus); models without known repeated blocks fall back to the whole model.
     """
     if scope not in ('regional', 'full'):
         raise ValueError(f"compile scope must be 'regional' or 'full', got {scope!r}")
@@ -46,6 +46,9 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     config = torch._dynamo.config
     limit = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'  # older name
     setattr(config, limit, max(getattr(config, limit), 64))
+    # A compiled block would keep its own mask of its final ReLU for backward; the next block keeps that ReLU's
+    # output anyway, so it applies the mask (same gradients; 1.9 GiB of TResNet-L's 13.8 GiB peak on an H100).
+    chain_block_relus(model)
     stem = getattr(getattr(model, 'body', None), 'conv1', None)
     head = getattr(model, 'head', None)
     for region in blocks + [m for m in (stem, head) if m is not None]:
