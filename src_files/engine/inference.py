@@ -64,8 +64,7 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     Fills args fields the user did not give from the checkpoint; raises UserError on any mismatch.
     """
     from src_files.ml_decoder.ml_decoder import set_head_impl
-    from src_files.models import (create_model, fold_norm_layers, load_checkpoint,
-                                   load_model_weights)
+    from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
 
     state_dict, extras = load_checkpoint(args.model_path)
     meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}

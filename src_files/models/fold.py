@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from .tresnet.layers import NormAct2d
-from .tresnet.tresnet import Bottleneck
 
 
 @torch.no_grad()
