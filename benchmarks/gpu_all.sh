@@ -2,9 +2,12 @@
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-#   EXTRA=1 bash benchmarks/gpu_all.sh        # also 9605 classes, the other training modes, more inference modes
+#   PART=explore bash benchmarks/gpu_all.sh   # instead: what to try next for the missed targets, most promising first
+#   PART=all bash benchmarks/gpu_all.sh       # both, then 9605 classes, the other training modes and inference modes
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
+part=${PART:-main}
+case $part in main|explore|all) ;; *) echo "PART must be main, explore or all, not '$part'" >&2; exit 2 ;; esac
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
 profiles="$(dirname "$log")/profiles"  # every kernel of each profile, one CSV per mode
 cd "$(dirname "$0")"
@@ -31,30 +34,38 @@ run() {
 }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
-# Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. Run 5 (2026-11-27): kernel-
-# bound (TResNet-L 71.0 ms of kernels in a 72.8 ms step), and 13.79 GiB for TResNet-L, against 11.86 GiB compiled
-# whole (run 6, 145 s to compile against 89 s): the blocks kept their own ReLU masks, now handed on
-# (chain_block_relus). Each mode prints a line when measured, compiled ones with their graphs.
-mode=published,fast+lowmem+regional+cudagraphs
-run bench_train.py $L --modes $mode "${prof[@]}"
-# inference: kernel-bound with CUDA graphs (run 5: 17.1 ms of kernels in a 17.4 ms batch, 2.44x); cdtune tunes the
-# block sizes of its Triton kernels (7.6 ms of them)
-run bench_infer.py $IL --modes published,fast+cudagraphs,fast+cudagraphs+cdtune "${prof[@]}"
-run bench_train.py $M --modes $mode "${prof[@]}"
-run bench_train.py $XL --modes $mode "${prof[@]}"
-run bench_head.py $H
-run bench_norm.py $N
-if [ "${EXTRA:-0}" = 1 ]; then
-  # TResNet-L with its Triton kernels' block sizes tuned (44 ms of its 71 ms are Triton norm/activation passes)
+if [ "$part" = main ] || [ "$part" = all ]; then
+  # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. Run 5 (2026-11-27):
+  # kernel-bound (TResNet-L 71.0 ms of kernels in a 72.8 ms step), and 13.79 GiB for TResNet-L, against 11.86 GiB
+  # compiled whole (run 6, 145 s to compile against 89 s): the blocks kept their own ReLU masks, now handed on
+  # (chain_block_relus). Each mode prints a line when measured, compiled ones with their graphs.
+  mode=published,fast+lowmem+regional+cudagraphs
+  run bench_train.py $L --modes $mode "${prof[@]}"
+  # inference: kernel-bound with CUDA graphs (run 5: 17.1 ms of kernels in a 17.4 ms batch, 2.44x)
+  run bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}"
+  run bench_train.py $M --modes $mode "${prof[@]}"
+  run bench_train.py $XL --modes $mode "${prof[@]}"
+  run bench_head.py $H
+  run bench_norm.py $N
+fi
+if [ "$part" = explore ] || [ "$part" = all ]; then
+  # Inference's Triton passes (7.6 ms, run 5) already move their least traffic near the card's bandwidth (7.0 ms
+  # at 3.35 TB/s, bench_traffic.py): only fewer passes help. max-autotune runs the 1x1 convolutions as Triton
+  # matrix products, which can apply the bias, activation and residual as they write.
+  run bench_infer.py $IL --modes published,fast+cudagraphs+autotune "${prof[@]}"
+  # Training's Triton kernels take 43.6 ms against a floor of 22.9 ms (run 6): block sizes tuned on the device
+  # (also the first GPU peak-memory reading of the regional compile with the ReLU masks handed on)
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+cdtune "${prof[@]}"
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
+  run bench_infer.py $IL --modes published,fast+cudagraphs+cdtune "${prof[@]}"
+fi
+if [ "$part" = all ]; then
   # train.py itself with CUDA graphs against its eager default, demo data, same seed: loss and mAP per epoch
   run ../train.py --demo --epochs 3 --output-dir /tmp/gpu_all_demo_eager
   run ../train.py --demo --epochs 3 --compile --compile-mode reduce-overhead --compile-scope regional --lowmem \
     --output-dir /tmp/gpu_all_demo_cudagraphs
-  # the whole-model compile with CUDA graphs and without, max-autotune (Triton templates and block sizes tuned),
-  # eager, and 9605 classes
+  # the whole-model compile with CUDA graphs and without, eager, and 9605 classes
   run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile "${prof[@]}"
-  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
   run bench_train.py $M --modes published,fast+lowmem+cudagraphs,fast
   run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast+lowmem+regional+cudagraphs
   run bench_train.py $XL --modes published,fast,fast+lowmem+cudagraphs

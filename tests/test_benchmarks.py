@@ -164,3 +164,22 @@ def test_graph_break_check_passes_the_model_and_reports_a_break():
     assert out.returncode == 1, out.stderr[-2000:]
     assert '# fast: ' in out.stdout and ' 0 breaks' not in out.stdout
     assert 'break at ' in out.stdout
+
+
+def test_traffic_floor_counts_the_tensors_of_a_block():
+    """One Bottleneck with squeeze-excite on an 8x8 map: its three norm outputs (16 + 16 + 64 channels), its
+    output (64) and its squeeze-excite product (16), counted by hand."""
+    sys.path.insert(0, str(BENCH))
+    from bench_traffic import count_elements, least_bytes
+    from src_files.models.tresnet import Bottleneck
+
+    block = Bottleneck(64, 16, use_se=True).train()
+    counts = count_elements(block, torch.zeros(1, 64, 8, 8))
+    assert counts == {'norm': (16 + 16 + 64) * 64, 'block': 64 * 64, 'se': 16 * 64}
+    assert block.training  # left as it was
+    # training: 8 passes per norm element, 3 per block element, 7 per squeeze-excite element; 2 bytes each
+    assert least_bytes(counts, batch_size=2, training=True) == (8 * 96 + 3 * 64 + 7 * 16) * 64 * 2 * 2
+    out = subprocess.run([sys.executable, 'bench_traffic.py', '--model-name', 'tresnet_m', '--image-size', '64'],
+                         cwd=BENCH, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '| training (fwd + bwd)' in out.stdout and '| inference (folded norms)' in out.stdout
