@@ -60,14 +60,27 @@ def test_missing_file(tmp_path):
         create_model(model_name='tresnet_m', num_classes=3, model_path=str(tmp_path / 'nope.pth'))
 
 
-def test_not_a_checkpoint(tmp_path):
-    path = tmp_path / 'notes.txt'
-    path.write_text('hello, not weights')
-    with pytest.raises(UserError, match='not a PyTorch checkpoint'):
-        load_checkpoint(str(path))
+def test_not_a_checkpoint(tmp_path, capsys):
+    for text in ('hello, not weights', 'garbage\n'):  # the second fails as a pickle, in both torch.load modes
+        path = tmp_path / 'notes.txt'
+        path.write_text(text)
+        with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+            load_checkpoint(str(path))
+        assert 'weights_only=False' not in capsys.readouterr().out  # no note about a load that failed
     torch.save({'epoch': 3, 'lr': 0.1}, tmp_path / 'no_weights.pth')
     with pytest.raises(UserError, match='holds no model weights'):
         load_checkpoint(str(tmp_path / 'no_weights.pth'))
+
+
+def test_checkpoint_with_pickled_objects_loads_with_a_note(tmp_path, capsys):
+    """Older checkpoints keep e.g. the argparse Namespace of their run beside the weights."""
+    import argparse
+    weights = {'body.conv1.0.weight': torch.ones(2, 3, 1, 1)}
+    torch.save({'model': weights, 'args': argparse.Namespace(lr=1e-4)}, tmp_path / 'old.pth')
+    state_dict, extras = load_checkpoint(str(tmp_path / 'old.pth'))
+    assert torch.equal(state_dict['body.conv1.0.weight'], weights['body.conv1.0.weight'])
+    assert extras['args'].lr == 1e-4
+    assert 'loaded it with weights_only=False' in capsys.readouterr().out
 
 
 def test_checkpoint_of_another_architecture(model, tmp_path):

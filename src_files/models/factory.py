@@ -96,8 +96,8 @@ def load_checkpoint(path, map_location='cpu'):
             if 'weights_only' not in str(safe_error) and 'Unsupported global' not in str(safe_error):
                 raise
             # Older checkpoints may pickle other objects (e.g. an argparse Namespace) beside the weights.
-            print(f'note: {path} holds more than tensors; loading it with weights_only=False (trusted files only)')
             obj = torch.load(path, map_location=map_location, weights_only=False)
+            print(f'note: {path} holds more than tensors; loaded it with weights_only=False (trusted files only)')
     except Exception as e:
         raise UserError(f'{path} is not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})')
     extras = {}
