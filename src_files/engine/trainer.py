@@ -164,6 +164,54 @@ def _args_dict(args):
     return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
 
 
+@dataclass
+class _Trainables:
+    """What training changes besides the progress: saved to latest.pth and loaded back on --resume."""
+    model: torch.nn.Module
+    ema: ModelEma
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+    def state_dict(self):
+        return {'model': ckpt.cpu_state_dict(self.model), 'ema': ckpt.cpu_state_dict(self.ema.module),
+                'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
+                'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else None}
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state['model'])
+        self.ema.module.load_state_dict(state['ema'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.scheduler.load_state_dict(state['scheduler'])
+        if state.get('scaler') and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state['scaler'])
+
+
+@dataclass
+class _Progress:
+    """Where the run stands (saved in latest.pth beside the _Trainables)."""
+    epoch: int = 0  # epochs done
+    global_step: int = 0
+    best: float = -1.0  # best mAP so far (model or EMA), and the epoch that reached it
+    best_epoch: int = 0
+    history: list = field(default_factory=list)  # one row of metrics per epoch
+
+
+def _resume(state, parts, steps_per_epoch, args):
+    """Load latest.pth's `state` into `parts` and the global RNGs; -> the _Progress where the run stopped."""
+    if state.get('steps_per_epoch') != steps_per_epoch:
+        raise UserError(f"{args.resume_path} was made with {state.get('steps_per_epoch')} steps per epoch but this "
+                        f"run has {steps_per_epoch}: resume with the same data, --batch-size and number of "
+                        f"processes ({state.get('world_size', 1)})")
+    parts.load_state_dict(state)
+    if 'rng' in state:
+        ckpt.set_rng_state(state['rng'])
+    epoch = int(state['epoch'])
+    return _Progress(epoch=epoch, global_step=int(state.get('global_step', epoch * steps_per_epoch)),
+                     best=float(state.get('best', -1.0)), best_epoch=int(state.get('best_epoch', 0)),
+                     history=list(state.get('history', [])))
+
+
 def train(args, info, model, task, resume_state=None):
     """Train `model` (already built and initialised) on task.train_set; returns 0."""
     device = info.device
@@ -206,28 +254,14 @@ def train(args, info, model, task, resume_state=None):
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
     criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
 
-    start_epoch, global_step, best, best_epoch, history = 0, 0, -1.0, 0, []
+    parts = _Trainables(raw, ema, optimizer, scheduler, scaler)
+    progress = _Progress()
     if resume_state is not None:
-        if resume_state.get('steps_per_epoch') != steps_per_epoch:
-            raise UserError(f"{args.resume_path} was made with {resume_state.get('steps_per_epoch')} steps per epoch "
-                            f"but this run has {steps_per_epoch}: resume with the same data, --batch-size and "
-                            f"number of processes ({resume_state.get('world_size', 1)})")
-        raw.load_state_dict(resume_state['model'])
-        ema.module.load_state_dict(resume_state['ema'])
-        optimizer.load_state_dict(resume_state['optimizer'])
-        scheduler.load_state_dict(resume_state['scheduler'])
-        if resume_state.get('scaler') and scaler.is_enabled():
-            scaler.load_state_dict(resume_state['scaler'])
-        start_epoch = int(resume_state['epoch'])
-        global_step = int(resume_state.get('global_step', start_epoch * steps_per_epoch))
-        best = float(resume_state.get('best', -1.0))
-        best_epoch = int(resume_state.get('best_epoch', 0))
-        history = list(resume_state.get('history', []))
-        if 'rng' in resume_state:
-            ckpt.set_rng_state(resume_state['rng'])
+        progress = _resume(resume_state, parts, steps_per_epoch, args)
         if main:
-            print(f"resuming {args.resume_path}: {start_epoch}/{args.epochs} epochs done, best mAP {best:.2f}",
-                  flush=True)
+            print(f"resuming {args.resume_path}: {progress.epoch}/{args.epochs} epochs done, best mAP "
+                  f"{progress.best:.2f}", flush=True)
+    start_epoch = progress.epoch
 
     train_model = raw
     compile_mode = getattr(args, 'compile_mode', 'default')
@@ -281,7 +315,7 @@ def train(args, info, model, task, resume_state=None):
                 scaler.update()
                 scheduler.step()
                 ema.update(raw)
-                global_step += 1
+                progress.global_step += 1
                 images_seen += images.shape[0] * info.world_size
                 pending.append(loss.detach())
                 first_step = step == 0 and epoch == start_epoch
@@ -311,10 +345,10 @@ def train(args, info, model, task, resume_state=None):
                     if distributed.any_true(info, bool(bad.any())):
                         first = int(bad.nonzero()[0, 0]) if bad.any() else 0
                         bad_step = step - len(pending) + 1 + first
+                        bad_global_step = progress.global_step - len(pending) + first + 1
                         value = values[first].item() if bad.any() else float('nan')
                         raise NonFiniteLoss(_non_finite_message(args, epoch, bad_step, steps_per_epoch,
-                                                                global_step - len(pending) + first + 1, value,
-                                                                latest_path, start_epoch, epochs_run))
+                                                                bad_global_step, value, latest_path, progress.epoch))
                     loss_sum += float(values.double().sum())
                     loss_count += len(pending)
                     bar.update(len(pending))
@@ -334,17 +368,18 @@ def train(args, info, model, task, resume_state=None):
         eval_time = time.time() - t1
         use_ema = res_ema['mAP'] > res_model['mAP']
         score = max(res_model['mAP'], res_ema['mAP'])
-        improved = score > best
+        improved = score > progress.best
         if improved:
-            best, best_epoch = score, epoch + 1
+            progress.best, progress.best_epoch = score, epoch + 1
         row = {'epoch': epoch + 1, 'loss': epoch_loss, 'mAP': res_model['mAP'], 'mAP_ema': res_ema['mAP'],
-               'best': best, 'lr': scheduler.get_last_lr()[0], 'train_s': train_time, 'eval_s': eval_time,
+               'best': progress.best, 'lr': scheduler.get_last_lr()[0], 'train_s': train_time, 'eval_s': eval_time,
                'images_per_s': images_seen / max(train_time - compile_time, 1e-9)}
         for k, v in res_model.get('details', {}).items():
             row[k] = v
         for k, v in res_ema.get('details', {}).items():
             row[k + '_ema'] = v
-        history.append(row)
+        progress.history.append(row)
+        progress.epoch = epoch + 1
         epochs_run += 1
 
         if main:
@@ -355,18 +390,14 @@ def train(args, info, model, task, resume_state=None):
                                            'decoder_embedding', 'zsl', 'num_classes')},
                             epoch=epoch + 1, mAP=score, weights='ema' if use_ema else 'model')
                 ckpt.save_best(best_path, ckpt.cpu_state_dict(better), task.class_names, meta)
-            state = {'model': ckpt.cpu_state_dict(raw), 'ema': ckpt.cpu_state_dict(ema.module),
-                     'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-                     'scaler': scaler.state_dict() if scaler.is_enabled() else None,
-                     'epoch': epoch + 1, 'global_step': global_step, 'steps_per_epoch': steps_per_epoch,
-                     'world_size': info.world_size, 'rng': ckpt.rng_state(), 'args': _args_dict(args),
-                     'best': best, 'best_epoch': best_epoch, 'class_names': list(task.class_names),
-                     'history': history}
+            state = dict(parts.state_dict(), **vars(progress), steps_per_epoch=steps_per_epoch,
+                         world_size=info.world_size, rng=ckpt.rng_state(), args=_args_dict(args),
+                         class_names=list(task.class_names))
             ckpt.atomic_save(state, latest_path)
-            write_metrics_csv(os.path.join(out_dir, 'metrics.csv'), history)
-            plot_history(os.path.join(out_dir, 'curves.png'), history, task.title)
+            write_metrics_csv(os.path.join(out_dir, 'metrics.csv'), progress.history)
+            plot_history(os.path.join(out_dir, 'curves.png'), progress.history, task.title)
             line = (f"epoch {epoch + 1}/{args.epochs} loss {epoch_loss:.4g} mAP {res_model['mAP']:.2f} "
-                    f"mAP_ema {res_ema['mAP']:.2f} best {best:.2f}")
+                    f"mAP_ema {res_ema['mAP']:.2f} best {progress.best:.2f}")
             text = (res_ema if use_ema else res_model).get('text')
             if text:
                 line += f" | {'ema' if use_ema else 'model'}: {text}"
@@ -380,14 +411,13 @@ def train(args, info, model, task, resume_state=None):
             return 0
 
     if main:
-        print(f"done: best mAP {best:.2f} at epoch {best_epoch}; best weights in {best_path}, curves in "
-              f"{os.path.join(out_dir, 'curves.png')}", flush=True)
+        print(f"done: best mAP {progress.best:.2f} at epoch {progress.best_epoch}; best weights in {best_path}, "
+              f"curves in {os.path.join(out_dir, 'curves.png')}", flush=True)
     return 0
 
 
-def _non_finite_message(args, epoch, step, steps_per_epoch, global_step, value, latest_path, start_epoch,
-                        epochs_run):
-    done = start_epoch + epochs_run
+def _non_finite_message(args, epoch, step, steps_per_epoch, global_step, value, latest_path, done):
+    """`done`: the epochs finished (and saved) before this one."""
     if done > 0 and os.path.isfile(latest_path):
         kept = f"the last good checkpoint {latest_path} (epoch {done}) is kept"
     else:
