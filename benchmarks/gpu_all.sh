@@ -38,7 +38,8 @@ if [ "$part" = main ] || [ "$part" = all ]; then
   # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. Run 5 (2026-11-27):
   # kernel-bound (TResNet-L 71.0 ms of kernels in a 72.8 ms step), and 13.79 GiB for TResNet-L, against 11.86 GiB
   # compiled whole (run 6, 145 s to compile against 89 s): the blocks kept their own ReLU masks, now handed on
-  # (chain_block_relus). Each mode prints a line when measured, compiled ones with their graphs.
+  # (chain_block_relus); and inductor's raised recompute thresholds (RECOMPUTE_OPTIONS) since. Each mode prints a
+  # line when measured, compiled ones with their graphs.
   mode=published,fast+lowmem+regional+cudagraphs
   run bench_train.py $L --modes $mode "${prof[@]}"
   # inference: kernel-bound with CUDA graphs (run 5: 17.1 ms of kernels in a 17.4 ms batch, 2.44x)
@@ -49,12 +50,15 @@ if [ "$part" = main ] || [ "$part" = all ]; then
   run bench_norm.py $N
 fi
 if [ "$part" = explore ] || [ "$part" = all ]; then
+  # Inductor's store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS, on by default since 2026-11-27; +stock
+  # turns them off): TResNet-L's blocks' Triton kernels move 88.2 GB per step instead of 131.9
+  # (inductor_traffic.py, counted without a GPU). Never measured on a GPU: the same run, both ways.
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs,fast+lowmem+regional+cudagraphs+stock \
+    "${prof[@]}"
   # Inference's Triton passes (7.6 ms, run 5) already move their least traffic near the card's bandwidth (7.0 ms
   # at 3.35 TB/s, bench_traffic.py): only fewer passes help. max-autotune runs the 1x1 convolutions as Triton
   # matrix products, which can apply the bias, activation and residual as they write.
   run bench_infer.py $IL --modes published,fast+cudagraphs+autotune "${prof[@]}"
-  # Training's Triton kernels take 43.6 ms against a floor of 22.9 ms (run 6): block sizes tuned on the device
-  # (also the first GPU peak-memory reading of the regional compile with the ReLU masks handed on)
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+cdtune "${prof[@]}"
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
   run bench_infer.py $IL --modes published,fast+cudagraphs+cdtune "${prof[@]}"

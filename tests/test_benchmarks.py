@@ -55,6 +55,7 @@ def test_mode_grammar():
     assert parse_mode('fast+budget0.5')['memory_budget'] == 0.5
     assert parse_mode('fast+freeze')['freeze'] and parse_mode('fast+freeze')['compile']
     assert parse_mode('fast+cdtune')['cdtune'] and parse_mode('fast+cdtune')['compile']
+    assert parse_mode('fast+regional+stock')['stock'] and not parse_mode('fast+regional')['stock']
     import torch._inductor.config as inductor_config
     with compile_config(parse_mode('fast+cdtune')):
         assert inductor_config.coordinate_descent_tuning and not inductor_config.freezing
@@ -183,3 +184,51 @@ def test_traffic_floor_counts_the_tensors_of_a_block():
                          cwd=BENCH, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '| training (fwd + bwd)' in out.stdout and '| inference (folded norms)' in out.stdout
+
+
+def test_kernel_bytes_reads_buffers_and_accesses_from_inductors_code():
+    """A made-up inductor module: a bf16 [4, 8, 2, 2] input read twice (two loops), a float32 per-channel vector
+    read once, a bf16 output written once: 2 * 256 + 32 + 256 bytes."""
+    sys.path.insert(0, str(BENCH))
+    from inductor_traffic import kernel_bytes
+    source = """
+triton_red_fused_add_0 = async_compile.triton('triton_red_fused_add_0', '''
+@triton_heuristics.reduction(
+    triton_meta={'signature': {'in_ptr0': '*bf16', 'in_ptr1': '*fp32', 'out_ptr0': '*bf16', 'xnumel': 'i32', 'XBLOCK': 'constexpr'}, 'device': 0},
+)
+@triton.jit
+def triton_red_fused_add_0(in_ptr0, in_ptr1, out_ptr0, xnumel, XBLOCK : tl.constexpr):
+    for r0_offset in tl.range(0, r0_numel, R0_BLOCK):
+        tmp0 = tl.load(in_ptr0 + (x0 + 8*r0_1), xmask)
+    tmp1 = tl.load(in_ptr1 + (x0), xmask)
+    for r0_offset in tl.range(0, r0_numel, R0_BLOCK):
+        tmp2 = tl.load(in_ptr0 + (x0 + 8*r0_1), xmask)
+        tl.store(out_ptr0 + (x0 + 8*r0_1), tmp2 + tmp1, xmask)
+''', device_str='cuda')
+
+class Runner:
+    def call(self, args):
+        arg0_1, arg1_1 = args
+        assert_size_stride(arg0_1, (4, 8, 2, 2), (32, 1, 16, 8))
+        assert_size_stride(arg1_1, (8, ), (1, ))
+        buf0 = empty_strided_cuda((4, 8, 2, 2), (32, 1, 16, 8), torch.bfloat16)
+        triton_red_fused_add_0.run(arg0_1, arg1_1, buf0, 8, 16, stream=raw_stream0)
+        buf1 = buf0; del buf0  # reuse
+        triton_red_fused_add_0.run(buf1, arg1_1, buf1, 8, 16, stream=raw_stream0)
+"""
+    assert kernel_bytes(source) == [('triton_red_fused_add_0', 2 * 256 + 32 + 256)] * 2
+
+
+def test_inductor_traffic_counts_less_with_the_recompute_thresholds():
+    """inductor_traffic.py lowers a block's training step for an H100 without a GPU and counts its Triton kernels'
+    bytes: with compile.py's RECOMPUTE_OPTIONS the norm backwards no longer write and re-read float32 copies of
+    their inputs (TResNet-L 448, batch 56: 88.2 GB against 131.9 per step; here one small block)."""
+    totals = {}
+    for stock in (False, True):
+        out = subprocess.run([sys.executable, 'inductor_traffic.py', '--model-name', 'tresnet_m', '--image-size', '64',
+                              '--batch-size', '32', '--blocks', '1'] + ['--stock'] * stock,
+                             cwd=BENCH, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert '| body.layer1.0 ' in out.stdout
+        totals[stock] = float(re.search(r'# blocks: (\S+) GB', out.stdout).group(1))
+    assert 0 < totals[False] < 0.8 * totals[True], totals

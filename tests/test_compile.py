@@ -117,3 +117,28 @@ def test_regional_compile_keeps_no_relu_mask_per_block():
     model(x)
     chained, unchained = saved_bytes(True), saved_bytes(False)
     assert unchained - chained >= 0.9 * sum(sizes), (unchained, chained, sum(sizes))  # ~1 byte per element
+
+
+@pytest.mark.parametrize('scope', ['full', 'regional'])
+def test_inductor_gets_the_mode_and_the_recompute_thresholds(scope, monkeypatch):
+    """torch.compile takes a mode or inductor options, not both: compile_model passes the mode's options plus
+    RECOMPUTE_OPTIONS (or only the mode's with recompute=False), and inductor knows every key."""
+    import torch._inductor.config as inductor_config
+    from src_files.models.compile import RECOMPUTE_OPTIONS
+    calls = []
+    monkeypatch.setattr(torch, 'compile', lambda *args, **kwargs: calls.append(kwargs) or args[0])
+    model = create_model(model_name='tresnet_m', num_classes=3, image_size=64)
+    compile_model(model, scope, 'reduce-overhead')
+    compile_model(model, scope, 'max-autotune', recompute=False)
+    n = len(calls) // 2  # regional: one call per compiled region
+    assert all('mode' not in kw for kw in calls)
+    assert all(kw['options'] == {'triton.cudagraphs': True, **RECOMPUTE_OPTIONS} for kw in calls[:n])
+    assert all(kw['options']['max_autotune'] and not set(RECOMPUTE_OPTIONS) & set(kw['options']) for kw in calls[n:])
+    assert all(hasattr(inductor_config, key) for key in RECOMPUTE_OPTIONS)
+
+
+def test_inductor_accepts_the_recompute_options():
+    from src_files.models.compile import compile_options
+    f = torch.compile(lambda x: (x - x.mean()).relu() * 2, options=compile_options(None))
+    x = torch.randn(8, 4)
+    torch.testing.assert_close(f(x), (x - x.mean()).relu() * 2)

@@ -8,6 +8,8 @@ shortcut); in-place compilation also keeps the state-dict keys unchanged, and ev
 runs compiled too. Shapes are static, so a new batch size (an epoch's last batch, evaluation) compiles once
 more. On a CPU it saved no compile time and ran slower (BENCHMARKS.md), so 'full' is the default; its GPU
 numbers come from benchmarks/gpu_all.sh.
+
+Both scopes compile with inductor's store-vs-recompute thresholds raised (RECOMPUTE_OPTIONS).
 """
 import torch
 import torch._dynamo
@@ -17,6 +19,14 @@ from .tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus
 REPEATED_BLOCKS = (BasicBlock, Bottleneck)
 # torch.compile's modes; reduce-overhead and max-autotune also record CUDA graphs.
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+# Inductor stores an intermediate that several kernels share once it reads more than 4 buffers or takes more than 30
+# operations, and recomputes it in each kernel otherwise. A norm's backward shares its normalized input between the
+# statistics reduction and the elementwise pass; recovering it from the kept activation reads 5 buffers (the
+# activation and 4 per-channel vectors), so inductor wrote a float32 copy and read it back twice (14 bytes per
+# element) where recomputing it reads the 2-byte activation twice. With these thresholds the Triton kernels of a
+# TResNet-L 448 training step (batch 56, block by block) move 88.2 GB instead of 131.9, counted from the generated
+# code without a GPU by benchmarks/inductor_traffic.py (BENCHMARKS.md).
+RECOMPUTE_OPTIONS = {'realize_reads_threshold': 8, 'realize_opcount_threshold': 60}
 
 
 def uses_cuda_graphs(mode):
@@ -25,8 +35,15 @@ def uses_cuda_graphs(mode):
     return mode in ('reduce-overhead', 'max-autotune')
 
 
-def compile_model(model, scope='full', mode=None, backend='inductor'):
+def compile_options(mode=None, recompute=True):
+    """torch.compile's inductor options for `mode` (what mode= sets), with RECOMPUTE_OPTIONS unless recompute=False."""
+    from torch._inductor import list_mode_options
+    return {**list_mode_options(mode or 'default'), **(RECOMPUTE_OPTIONS if recompute else {})}
+
+
+def compile_model(model, scope='full', mode=None, backend='inductor', recompute=True):
     """Compile `model` for speed; returns the module to call. `mode`: one of COMPILE_MODES (None = default).
+    recompute=False keeps inductor's own store-vs-recompute thresholds (RECOMPUTE_OPTIONS).
 
     scope='full': one `torch.compile(model)` (returns the compiled wrapper). scope='regional': compile each
     repeated block, the stem convolution and the head in place (returns `model` itself), with the blocks'
@@ -37,9 +54,11 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     if mode is not None and mode not in COMPILE_MODES:
         raise ValueError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     mode = None if mode == 'default' else mode
+    # torch.compile takes a mode or inductor options, not both: the options include the mode's
+    how = dict(options=compile_options(mode, recompute)) if backend == 'inductor' else dict(mode=mode)
     blocks = [m for m in model.modules() if isinstance(m, REPEATED_BLOCKS)]
     if scope == 'full' or not blocks:
-        return torch.compile(model, mode=mode, backend=backend)
+        return torch.compile(model, backend=backend, **how)
     # Each distinct block (downsampling or not, squeeze-excite or not, width), train/eval and batch size is one
     # more entry for the same forward code: raise dynamo's limit of 8. Static shapes (dynamic=False): otherwise
     # the second block width turns on symbolic shapes (slower kernels; inductor failed on them on a CPU).
@@ -52,7 +71,7 @@ def compile_model(model, scope='full', mode=None, backend='inductor'):
     stem = getattr(getattr(model, 'body', None), 'conv1', None)
     head = getattr(model, 'head', None)
     for region in blocks + [m for m in (stem, head) if m is not None]:
-        region.compile(mode=mode, backend=backend, dynamic=False)
+        region.compile(backend=backend, dynamic=False, **how)
     return model
 
 

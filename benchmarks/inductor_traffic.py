@@ -1,0 +1,262 @@
+"""The bytes inductor's generated GPU kernels move in a training step, counted on a machine without a GPU.
+
+    python benchmarks/inductor_traffic.py --model-name tresnet_l --image-size 448 --batch-size 56
+    python benchmarks/inductor_traffic.py ... --stock          # inductor's own store-vs-recompute thresholds
+    python benchmarks/inductor_traffic.py ... --code-dir DIR   # also keep the generated code of every block
+
+Every distinct residual block, as `--compile-scope regional` compiles it (bf16 autocast, channels-last, the
+memory-saving backward unless --no-lowmem, ReLU masks handed on), is traced and partitioned by torch.compile on
+CPU fake tensors; its forward and backward graphs are then moved to a pretended H100 and lowered by inductor to
+Triton code, which is read, not run. For each Triton kernel launch the count takes every buffer it reads or
+writes whole, times its loads and stores in the kernel's source; the convolutions (cuDNN) are left out, as in
+bench_traffic.py, whose floor it is compared with. The stem and the head are left out (under 1%).
+
+A development tool: it patches torch.cuda's device queries and inductor's code loading (checked with PyTorch
+2.14), so a newer PyTorch may need it adjusted.
+"""
+import argparse
+import ast
+import collections
+import contextlib
+import math
+import os
+import re
+import sys
+import types
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from src_files.models import create_model  # noqa: E402
+from src_files.models.compile import compile_options  # noqa: E402
+from src_files.models.tresnet import set_memory_efficient  # noqa: E402
+from src_files.models.tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus  # noqa: E402
+
+BYTES = {'bf16': 2, 'fp16': 2, 'fp32': 4, 'fp64': 8, 'i1': 1, 'i8': 1, 'u8': 1, 'i32': 4, 'i64': 8}
+H100 = collections.namedtuple('Props', 'name major minor multi_processor_count total_memory warp_size '
+                              'max_threads_per_multi_processor regs_per_multiprocessor '
+                              'shared_memory_per_block_optin L2_cache_size gcnArchName')(
+    'NVIDIA H100 80GB HBM3', 9, 0, 132, 80 * 2 ** 30, 32, 2048, 65536, 232448, 50 * 2 ** 20, '')
+
+
+class _NoDevice:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _cudnn_memory_format(input_, weight, backend):
+    """The output layout cuDNN gives a convolution on a GPU: channels-last in, channels-last out."""
+    def channels_last(t):
+        return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if channels_last(input_) or channels_last(weight) else torch.contiguous_format
+
+
+@contextlib.contextmanager
+def pretend_h100(sources):
+    """Device queries answer as an H100; inductor's compiled modules are read into `sources`, not loaded."""
+    import torch._dynamo.device_interface as device_interface
+    import torch.utils._triton
+    from torch._inductor import codecache
+
+    def read_instead_of_loading(key, path, *args, **kwargs):
+        with open(path) as f:
+            sources.append(f.read())
+        module = types.ModuleType('not_loaded')
+        module.call, module.runner, module.__file__ = (lambda *a, **k: None), None, path
+        return module
+
+    cuda, interface = device_interface.CudaInterface, torch.utils._triton
+    patches = [
+        (torch.cuda, 'device_count', lambda: 1), (torch.cuda, 'current_device', lambda: 0),
+        (torch.cuda, 'get_device_properties', lambda *a, **k: H100),
+        (torch.cuda, 'get_device_capability', lambda *a, **k: (9, 0)),
+        (torch.cuda, 'get_device_name', lambda *a, **k: H100.name),
+        (torch.cuda, 'is_bf16_supported', lambda *a, **k: True),
+        (torch.cuda, 'get_rng_state', lambda *a, **k: torch.zeros(16, dtype=torch.uint8)),
+        (torch.cuda, 'set_rng_state', lambda *a, **k: None), (torch.cuda, '_lazy_init', lambda: None),
+        (torch.cuda, 'is_current_stream_capturing', lambda: False), (torch.cuda, 'is_initialized', lambda: True),
+        (torch.cuda, 'synchronize', lambda *a, **k: None), (torch.cuda, 'set_device', lambda *a, **k: None),
+        (torch.cuda, 'device', _NoDevice), (torch.cuda.graphs, 'is_current_stream_capturing', lambda: False),
+        (cuda, 'get_device_properties', staticmethod(lambda *a, **k: H100)),
+        (cuda.Worker, 'get_device_properties', staticmethod(lambda *a, **k: H100)),
+        (cuda, 'get_compute_capability', staticmethod(lambda *a, **k: 90)),
+        (cuda, 'is_available', staticmethod(lambda: True)), (cuda, 'current_device', staticmethod(lambda: 0)),
+        (cuda.Worker, 'current_device', staticmethod(lambda: 0)),
+        (cuda, 'is_bf16_supported', staticmethod(lambda *a, **k: True)), (cuda, 'device', _NoDevice),
+        (interface, 'triton_hash_with_backend', lambda: 'no-gpu'),
+        (torch._C, '_conv_determine_backend_memory_format', _cudnn_memory_format),
+        (codecache.PyCodeCache, 'load_by_key_path', staticmethod(read_instead_of_loading)),
+    ]
+    saved = [(owner, name, owner.__dict__.get(name, getattr(owner, name))) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _on_cuda(value):
+    if isinstance(value, torch.device) and value.type == 'cpu':
+        return torch.device('cuda', 0)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cuda(v) for v in value)
+    return 'cuda' if value == 'cpu' else value
+
+
+def generated_code(block, x, options):
+    """Inductor's Triton code (forward, backward) for one training step of `block` on `x`, lowered for an H100."""
+    from torch._functorch import config as functorch_config
+    from torch._guards import detect_fake_mode
+    from torch._inductor import config as inductor_config
+    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+    from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+    sources = []
+
+    def lower_on_cuda(gm, example_inputs, **kwargs):
+        # traced and partitioned on CPU fakes (autograd cannot trace a fake CUDA backward without a GPU); each
+        # partition is moved to CUDA here
+        mode = detect_fake_mode(example_inputs)
+        with mode:
+            inputs = [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device='cuda')
+                      if isinstance(t, torch.Tensor) and t.device.type == 'cpu' and t.dim() > 0 else t
+                      for t in example_inputs]
+        for node in gm.graph.nodes:
+            node.args = _on_cuda(node.args)
+            node.kwargs = {k: _on_cuda(v) for k, v in node.kwargs.items()}
+        gm.recompile()
+        FakeTensorProp(gm, mode).propagate_dont_convert_inputs(*inputs)
+        torch.cuda.is_available = lambda: True  # only while lowering: dynamo would look for CUDA streams
+        try:
+            return compile_fx_inner(gm, inputs, **kwargs)
+        finally:
+            torch.cuda.is_available = lambda: False
+
+    def step(x):
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # the CPU trace of CUDA autocast's bf16 convolutions
+            return block(x)
+
+    available = torch.cuda.is_available
+    torch._dynamo.reset()
+    options = {k: v for k, v in options.items() if k != 'triton.cudagraphs'}
+    with pretend_h100(sources), inductor_config.patch({**options, 'fx_graph_cache': False}), \
+            functorch_config.patch(force_non_lazy_backward_lowering=True):
+        try:
+            torch.compile(step, backend=lambda gm, inputs: compile_fx(gm, inputs, inner_compile=lower_on_cuda),
+                          dynamic=False)(x)
+        finally:
+            torch.cuda.is_available = available
+            torch._dynamo.reset()
+    return sources
+
+
+def _shapes(call):
+    """Buffer name -> number of elements, from the call() of an inductor module."""
+    numel = {}
+    for line in call.splitlines():
+        line = line.strip()
+        if line.startswith('assert_size_stride_grouped('):
+            node = ast.parse(line).body[0].value
+            for name, shape in zip((e.id for e in node.args[0].elts), ast.literal_eval(node.args[1])):
+                numel[name] = math.prod(shape)
+    patterns = (r"assert_(?:size_stride|tensor_metadata)\((\w+), \(([^)]*)\)", r"(\w+) = empty_strided_cuda\(\(([^)]*)\)",
+                r"(\w+) = reinterpret_tensor\(\w+, \(([^)]*)\)")
+    for pattern in patterns:
+        for m in re.finditer(pattern, call):
+            numel[m.group(1)] = math.prod(int(d) for d in m.group(2).split(',') if d.strip())
+    for m in re.finditer(r"(\w+) = (\w+); del \2  # reuse", call):
+        if m.group(2) in numel:
+            numel[m.group(1)] = numel[m.group(2)]
+    return numel
+
+
+def kernel_bytes(source):
+    """[(kernel name, bytes)] for every Triton launch in an inductor module: each pointer argument's buffer,
+    whole, times the loads and stores of that pointer in the kernel (dtype from the kernel's signature)."""
+    kernels = {}
+    for m in re.finditer(r"^(triton_\w+) = async_compile\.triton\('\w+', '''(.*?)'''", source, re.S | re.M):
+        body = m.group(2)
+        signature = re.search(r"'signature': \{(.*?)\}", body).group(1)
+        pointers = [(p, t.lstrip('*')) for p, t in re.findall(r"'(\w+)': '(\*?\w+)'", signature) if t.startswith('*')]
+        kernels[m.group(1)] = [(BYTES[t], len(re.findall(rf"tl\.(?:load|store)\({p}\b", body))) for p, t in pointers]
+    call = source[source.index('def call('):]
+    numel = _shapes(call)
+    launches = []
+    for m in re.finditer(r"(triton_\w+)\.run\(([^)]*)\)", call):
+        args = [a.strip() for a in m.group(2).split(',')]
+        moved = sum(numel.get(arg, 0) * size * accesses for (size, accesses), arg in zip(kernels[m.group(1)], args))
+        launches.append((m.group(1), moved))
+    return launches
+
+
+def distinct_blocks(model, image_size):
+    """[(name, block, input shape, copies)] per distinct block, as the regional compile groups them."""
+    shapes = {}
+    blocks = {name: m for name, m in model.named_modules() if isinstance(m, (BasicBlock, Bottleneck))}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: shapes.setdefault(name, tuple(inp[0].shape))
+                                     and None) for name, m in blocks.items()]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, image_size, image_size))
+    model.train()
+    for h in hooks:
+        h.remove()
+    groups = collections.OrderedDict()
+    for name, m in blocks.items():  # stage, first of its stage, ReLU-mask hand-over in and out
+        key = (name.split('.')[-2], name.endswith('.0'), m.relu_grad_from_previous, m.relu_grad_to_next)
+        groups.setdefault(key, []).append(name)
+    return [(names[0], blocks[names[0]], shapes[names[0]], len(names)) for names in groups.values()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model-name', default='tresnet_l', help='default: %(default)s')
+    parser.add_argument('--image-size', type=int, default=448, help='default: %(default)s')
+    parser.add_argument('--batch-size', type=int, default=56, help='default: %(default)s')
+    parser.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=True,
+                        help='the memory-saving backward (--lowmem); default: %(default)s')
+    parser.add_argument('--stock', action='store_true',
+                        help="inductor's own store-vs-recompute thresholds, not compile.py's RECOMPUTE_OPTIONS")
+    parser.add_argument('--blocks', type=int, default=0, help='only the first N distinct blocks (0: all)')
+    parser.add_argument('--code-dir', default='', help='write the generated code of every block here')
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = create_model(model_name=args.model_name, num_classes=80, image_size=args.image_size)
+    model = set_memory_efficient(model, args.lowmem).to(memory_format=torch.channels_last)
+    chain_block_relus(model)
+    options = compile_options(None, recompute=not args.stock)
+    print(f"# {args.model_name} {args.image_size}px, batch {args.batch_size}, bf16, {'lowmem, ' * args.lowmem}"
+          f"inductor options {options or 'stock'}, torch {torch.__version__}: Triton kernels, convolutions left out")
+    print(f"| {'block':22} | {'input':18} | {'copies':>6} | {'launches':>8} | {'GB forward':>10} | "
+          f"{'GB backward':>11} | {'GB all copies':>13} |")
+    print(f"|{'-' * 24}|{'-' * 20}|{'-' * 8}|{'-' * 10}|{'-' * 12}|{'-' * 13}|{'-' * 15}|")
+    total = 0.0
+    for i, (name, block, shape, copies) in enumerate(distinct_blocks(model, args.image_size)):
+        if args.blocks and i >= args.blocks:
+            break
+        x = torch.randn(args.batch_size, *shape[1:]).bfloat16().to(memory_format=torch.channels_last)
+        sources = generated_code(block, x.requires_grad_(), options)
+        if len(sources) != 2:
+            raise SystemExit(f'{name}: expected a forward and a backward module from inductor, got {len(sources)}')
+        if args.code_dir:
+            os.makedirs(args.code_dir, exist_ok=True)
+            for part, source in zip(('forward', 'backward'), sources):
+                with open(os.path.join(args.code_dir, f'{name}.{part}.py'), 'w') as f:
+                    f.write(source)
+        launches = [kernel_bytes(source) for source in sources]
+        forward, backward = (sum(b for _, b in part) / 1e9 for part in launches)
+        total += (forward + backward) * copies
+        print(f"| {name:22} | {'x'.join(map(str, shape[1:])):18} | {copies:6d} | "
+              f"{sum(map(len, launches)):8d} | {forward:10.3f} | {backward:11.3f} | "
+              f"{(forward + backward) * copies:13.3f} |", flush=True)
+    print(f"# blocks: {total:.3f} GB per training step")
+
+
+if __name__ == '__main__':
+    main()
