@@ -166,8 +166,8 @@ def _shapes(call):
             node = ast.parse(line).body[0].value
             for name, shape in zip((e.id for e in node.args[0].elts), ast.literal_eval(node.args[1])):
                 numel[name] = math.prod(shape)
-    patterns = (r"assert_(?:size_stride|tensor_metadata)\((\w+), \(([^)]*)\)", r"(\w+) = empty_strided_cuda\(\(([^)]*)\)",
-                r"(\w+) = reinterpret_tensor\(\w+, \(([^)]*)\)")
+    patterns = (r"assert_(?:size_stride|tensor_metadata)\((\w+), \(([^)]*)\)",
+                r"(\w+) = empty_strided_cuda\(\(([^)]*)\)", r"(\w+) = reinterpret_tensor\(\w+, \(([^)]*)\)")
     for pattern in patterns:
         for m in re.finditer(pattern, call):
             numel[m.group(1)] = math.prod(int(d) for d in m.group(2).split(',') if d.strip())
