@@ -51,7 +51,7 @@ if [ "$part" = main ] || [ "$part" = all ]; then
 fi
 if [ "$part" = explore ] || [ "$part" = all ]; then
   # Inductor's store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS, on by default since 2026-11-27; +stock
-  # turns them off): TResNet-L's blocks' Triton kernels move 88.2 GB per step instead of 131.9
+  # turns them off): TResNet-L's blocks' Triton kernels move 83.6 GB per step instead of 127.3
   # (inductor_traffic.py, counted without a GPU). Never measured on a GPU: the same run, both ways.
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs,fast+lowmem+regional+cudagraphs+stock \
     "${prof[@]}"

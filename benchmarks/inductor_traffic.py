@@ -8,7 +8,8 @@ Every distinct residual block, as `--compile-scope regional` compiles it (bf16 a
 memory-saving backward unless --no-lowmem, ReLU masks handed on), is traced and partitioned by torch.compile on
 CPU fake tensors; its forward and backward graphs are then moved to a pretended H100 and lowered by inductor to
 Triton code, which is read, not run. For each Triton kernel launch the count takes every buffer it reads or
-writes whole, times its loads and stores in the kernel's source; the convolutions (cuDNN) are left out, as in
+writes whole, once per loop of the kernel that reads it and once per loop that writes it (a pooling window's
+loads in one loop are one pass; a reduction's two loops are two). The convolutions (cuDNN) are left out, as in
 bench_traffic.py, whose floor it is compared with. The stem and the head are left out (under 1%).
 
 A development tool: it patches torch.cuda's device queries and inductor's code loading (checked with PyTorch
@@ -177,15 +178,22 @@ def _shapes(call):
     return numel
 
 
+def _passes(body, pointer):
+    """How many times a kernel goes over `pointer`'s buffer: once per loop that loads it and once per loop that
+    stores it, so that a reduction's two passes count twice and a pooling window's several loads in one pass once."""
+    loops = re.split(r"^\s*for \w+ in ", body, flags=re.M)
+    return sum(bool(re.search(rf"tl\.{access}\({pointer}\b", loop)) for loop in loops for access in ('load', 'store'))
+
+
 def kernel_bytes(source):
     """[(kernel name, bytes)] for every Triton launch in an inductor module: each pointer argument's buffer,
-    whole, times the loads and stores of that pointer in the kernel (dtype from the kernel's signature)."""
+    whole, times the passes the kernel makes over it (dtype from the kernel's signature)."""
     kernels = {}
     for m in re.finditer(r"^(triton_\w+) = async_compile\.triton\('\w+', '''(.*?)'''", source, re.S | re.M):
         body = m.group(2)
         signature = re.search(r"'signature': \{(.*?)\}", body).group(1)
         pointers = [(p, t.lstrip('*')) for p, t in re.findall(r"'(\w+)': '(\*?\w+)'", signature) if t.startswith('*')]
-        kernels[m.group(1)] = [(BYTES[t], len(re.findall(rf"tl\.(?:load|store)\({p}\b", body))) for p, t in pointers]
+        kernels[m.group(1)] = [(BYTES[t], _passes(body, p)) for p, t in pointers]
     call = source[source.index('def call('):]
     numel = _shapes(call)
     launches = []

@@ -187,8 +187,9 @@ def test_traffic_floor_counts_the_tensors_of_a_block():
 
 
 def test_kernel_bytes_reads_buffers_and_accesses_from_inductors_code():
-    """A made-up inductor module: a bf16 [4, 8, 2, 2] input read twice (two loops), a float32 per-channel vector
-    read once, a bf16 output written once: 2 * 256 + 32 + 256 bytes."""
+    """A made-up inductor module: a reduction that reads a bf16 [4, 8, 2, 2] input in two loops, a float32
+    per-channel vector once and writes a bf16 output once (2 * 256 + 32 + 256 bytes), launched twice, then a
+    pooling kernel."""
     sys.path.insert(0, str(BENCH))
     from inductor_traffic import kernel_bytes
     source = """
@@ -215,14 +216,30 @@ class Runner:
         triton_red_fused_add_0.run(arg0_1, arg1_1, buf0, 8, 16, stream=raw_stream0)
         buf1 = buf0; del buf0  # reuse
         triton_red_fused_add_0.run(buf1, arg1_1, buf1, 8, 16, stream=raw_stream0)
+        buf2 = empty_strided_cuda((4, 8, 1, 1), (8, 1, 8, 8), torch.float32)
+        triton_poi_fused_avg_pool2d_1.run(buf1, buf2, 32, stream=raw_stream0)
 """
-    assert kernel_bytes(source) == [('triton_red_fused_add_0', 2 * 256 + 32 + 256)] * 2
+    pooling = """
+triton_poi_fused_avg_pool2d_1 = async_compile.triton('triton_poi_fused_avg_pool2d_1', '''
+@triton_heuristics.pointwise(
+    triton_meta={'signature': {'in_ptr0': '*bf16', 'out_ptr0': '*fp32', 'xnumel': 'i32', 'XBLOCK': 'constexpr'}},
+)
+@triton.jit
+def triton_poi_fused_avg_pool2d_1(in_ptr0, out_ptr0, xnumel, XBLOCK : tl.constexpr):
+    tmp0 = tl.load(in_ptr0 + (2*x0), xmask)
+    tmp1 = tl.load(in_ptr0 + (1 + 2*x0), xmask)
+    tl.store(out_ptr0 + (x0), (tmp0 + tmp1) / 2, xmask)
+''', device_str='cuda')
+"""
+    # the pooling window's two loads are one pass over its input: 256 bytes read, 32 * 4 written
+    assert kernel_bytes(pooling + source) == [('triton_red_fused_add_0', 2 * 256 + 32 + 256)] * 2 + [
+        ('triton_poi_fused_avg_pool2d_1', 256 + 128)]
 
 
 def test_inductor_traffic_counts_less_with_the_recompute_thresholds():
     """inductor_traffic.py lowers a block's training step for an H100 without a GPU and counts its Triton kernels'
     bytes: with compile.py's RECOMPUTE_OPTIONS the norm backwards no longer write and re-read float32 copies of
-    their inputs (TResNet-L 448, batch 56: 88.2 GB against 131.9 per step; here one small block)."""
+    their inputs (TResNet-L 448, batch 56: 83.6 GB against 127.3 per step; here one small block)."""
     totals = {}
     for stock in (False, True):
         out = subprocess.run([sys.executable, 'inductor_traffic.py', '--model-name', 'tresnet_m', '--image-size', '64',

@@ -24,7 +24,7 @@ COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-
 # statistics reduction and the elementwise pass; recovering it from the kept activation reads 5 buffers (the
 # activation and 4 per-channel vectors), so inductor wrote a float32 copy and read it back twice (14 bytes per
 # element) where recomputing it reads the 2-byte activation twice. With these thresholds the Triton kernels of a
-# TResNet-L 448 training step (batch 56, block by block) move 88.2 GB instead of 131.9, counted from the generated
+# TResNet-L 448 training step (batch 56, block by block) move 83.6 GB instead of 127.3, counted from the generated
 # code without a GPU by benchmarks/inductor_traffic.py (BENCHMARKS.md).
 RECOMPUTE_OPTIONS = {'realize_reads_threshold': 8, 'realize_opcount_threshold': 60}
 
