@@ -37,8 +37,10 @@ def uses_cuda_graphs(mode):
 
 def compile_options(mode=None, recompute=True):
     """torch.compile's inductor options for `mode` (what mode= sets), with RECOMPUTE_OPTIONS unless recompute=False."""
-    from torch._inductor import list_mode_options
-    return {**list_mode_options(mode or 'default'), **(RECOMPUTE_OPTIONS if recompute else {})}
+    from torch._inductor import config, list_mode_options
+    # (keys this PyTorch's inductor does not know are left out rather than refused)
+    recompute_options = {k: v for k, v in RECOMPUTE_OPTIONS.items() if recompute and hasattr(config, k)}
+    return {**list_mode_options(mode or 'default'), **recompute_options}
 
 
 def compile_model(model, scope='full', mode=None, backend='inductor', recompute=True):
