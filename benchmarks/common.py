@@ -12,9 +12,11 @@ whole model, default mode or --compile-mode), regional (torch.compile block by b
 max-autotune-no-cudagraphs; with cudagraphs, max-autotune), budget<F> (compile with activation_memory_budget F:
 recompute instead of saving, e.g. budget0.5), freeze (compile with inductor's freezing: weights become
 constants, inference only), cdtune (compile with inductor's coordinate-descent tuning: each Triton pointwise and
-reduction kernel's block sizes tuned on the device, the convolutions left to cuDNN), stock (compile with inductor's
-own store-vs-recompute thresholds instead of src_files/models/compile.py's RECOMPUTE_OPTIONS), fp16 / bf16 (inference
-precision).
+reduction kernel's block sizes tuned on the device, the convolutions left to cuDNN), mmtune (compile with
+src_files/models/compile.py's GEMM_AUTOTUNE_OPTIONS: 1x1 convolutions as matrix products, cuBLAS or Triton
+templates that apply the following bias, activation and residual as they write, chosen by measurement), stock
+(compile with inductor's own store-vs-recompute thresholds instead of src_files/models/compile.py's
+RECOMPUTE_OPTIONS), fp16 / bf16 (inference precision).
 """
 import argparse
 import contextlib
@@ -52,7 +54,8 @@ def add_common_args(parser, batch_size):
                         help='with --profile, also write every kernel of each profile to a CSV file in this folder')
 
 
-SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'cdtune', 'stock', 'fp16', 'bf16')
+SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'cdtune', 'mmtune', 'stock', 'fp16',
+            'bf16')
 
 
 def parse_mode(mode, default_compile_mode=None):
@@ -63,7 +66,7 @@ def parse_mode(mode, default_compile_mode=None):
     if base == 'published' and switches:
         raise SystemExit(f"mode {mode!r}: 'published' takes no switches")
     parsed = dict(base=base, lowmem=False, compile=False, scope='full', compile_mode=default_compile_mode,
-                  memory_budget=None, freeze=False, cdtune=False, stock=False, half=None)
+                  memory_budget=None, freeze=False, cdtune=False, mmtune=False, stock=False, half=None)
     for switch in switches:
         if switch.startswith('budget'):
             parsed.update(compile=True, memory_budget=float(switch[len('budget'):]))
@@ -77,10 +80,8 @@ def parse_mode(mode, default_compile_mode=None):
             parsed.update(compile=True, scope='regional')
         elif switch == 'freeze':
             parsed.update(compile=True, freeze=True)
-        elif switch == 'cdtune':
-            parsed.update(compile=True, cdtune=True)
-        elif switch == 'stock':
-            parsed.update(compile=True, stock=True)
+        elif switch in ('cdtune', 'mmtune', 'stock'):
+            parsed.update({'compile': True, switch: True})
         else:
             parsed['compile'] = True
     if 'cudagraphs' in switches or 'autotune' in switches:  # both: max-autotune (which records CUDA graphs)
@@ -101,7 +102,8 @@ def compile_model(model, mode):
     """torch.compile as the mode asks (compilation itself happens at the first call)."""
     if not mode['compile']:
         return model
-    return compile_model_for_speed(model, scope=mode['scope'], mode=mode['compile_mode'], recompute=not mode['stock'])
+    return compile_model_for_speed(model, scope=mode['scope'], mode=mode['compile_mode'], recompute=not mode['stock'],
+                                   gemm_autotune=mode['mmtune'])
 
 
 def compile_config(mode):

@@ -2,8 +2,8 @@
 # Every GPU measurement of BENCHMARKS.md in one go, most important first (a run cut short keeps what it logged).
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
-#   PART=explore bash benchmarks/gpu_all.sh   # instead: what to try next for the missed targets, most promising first
-#   PART=all bash benchmarks/gpu_all.sh       # both, then 9605 classes, the other training modes and inference modes
+#   PART=explore bash benchmarks/gpu_all.sh   # instead: what main's changes give, then what to try next
+#   PART=all bash benchmarks/gpu_all.sh       # both, then 9605 classes, the other modes, train.py, the norm layer
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 part=${PART:-main}
@@ -35,33 +35,31 @@ run() {
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 if [ "$part" = main ] || [ "$part" = all ]; then
-  # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs. Run 5 (2026-11-27):
-  # kernel-bound (TResNet-L 71.0 ms of kernels in a 72.8 ms step), and 13.79 GiB for TResNet-L, against 11.86 GiB
-  # compiled whole (run 6, 145 s to compile against 89 s): the blocks kept their own ReLU masks, now handed on
-  # (chain_block_relus); and inductor's raised recompute thresholds (RECOMPUTE_OPTIONS) since. Each mode prints a
-  # line when measured, compiled ones with their graphs.
+  # The issue-4 targets. Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and
+  # inductor's raised store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS: 83.6 GB of Triton traffic per
+  # TResNet-L step instead of 127.3, counted by inductor_traffic.py; run 5 without them: 2.59x, kernel-bound,
+  # 13.79 GiB before the ReLU masks were handed on). Each mode prints a line when measured.
   mode=published,fast+lowmem+regional+cudagraphs
   run bench_train.py $L --modes $mode "${prof[@]}"
-  # inference: kernel-bound with CUDA graphs (run 5: 17.1 ms of kernels in a 17.4 ms batch, 2.44x)
-  run bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}"
-  run bench_train.py $M --modes $mode "${prof[@]}"
-  run bench_train.py $XL --modes $mode "${prof[@]}"
+  # Inference: CUDA graphs (run 5: 2.44x, 17.1 ms of kernels in a 17.4 ms batch) and the matrix products autotuned
+  # (compile.py GEMM_AUTOTUNE_OPTIONS: 1x1 convolutions as Triton matrix products with the bias, activation and
+  # residual applied as they write, if they time faster: 25.8 GB moved per batch instead of 37.8).
+  run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune "${prof[@]}"
+  # TResNet-M and XL met their 2x (run 5: 2.60x, 2.93x): no profile
+  run bench_train.py $M --modes $mode
+  run bench_train.py $XL --modes $mode
   run bench_head.py $H
-  run bench_norm.py $N
 fi
 if [ "$part" = explore ] || [ "$part" = all ]; then
-  # Inductor's store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS, on by default since 2026-11-27; +stock
-  # turns them off): TResNet-L's blocks' Triton kernels move 83.6 GB per step instead of 127.3
-  # (inductor_traffic.py, counted without a GPU). Never measured on a GPU: the same run, both ways.
-  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs,fast+lowmem+regional+cudagraphs+stock \
-    "${prof[@]}"
-  # Inference's Triton passes (7.6 ms, run 5) already move their least traffic near the card's bandwidth (7.0 ms
-  # at 3.35 TB/s, bench_traffic.py): only fewer passes help. max-autotune runs the 1x1 convolutions as Triton
-  # matrix products, which can apply the bias, activation and residual as they write.
-  run bench_infer.py $IL --modes published,fast+cudagraphs+autotune "${prof[@]}"
+  # What each change of main gives, measured against the same thing without it: inference without the autotuned
+  # matrix products, TResNet-L training with inductor's own thresholds (+stock).
+  run bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}"
+  run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+stock "${prof[@]}"
+  # Next, if a target is still missed: every Triton kernel's block sizes tuned on the device (cdtune), then
+  # max-autotune's convolution templates too.
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+cdtune "${prof[@]}"
+  run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune+cdtune "${prof[@]}"
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
-  run bench_infer.py $IL --modes published,fast+cudagraphs+cdtune "${prof[@]}"
 fi
 if [ "$part" = all ]; then
   # train.py itself with CUDA graphs against its eager default, demo data, same seed: loss and mAP per epoch
@@ -74,5 +72,6 @@ if [ "$part" = all ]; then
   run bench_train.py $L --num-classes 9605 --num-of-groups 200 --modes published,fast+lowmem+regional+cudagraphs
   run bench_train.py $XL --modes published,fast,fast+lowmem+cudagraphs
   run bench_infer.py $IL --modes published,fast+compile,fast+freeze,fast+regional,fast+bf16+compile
+  run bench_norm.py $N
 fi
 date -u | tee -a "$log"

@@ -1,16 +1,25 @@
-"""The bytes inductor's generated GPU kernels move in a training step, counted on a machine without a GPU.
+"""The bytes inductor's generated GPU kernels move in a training step or an inference batch, counted on a machine
+without a GPU.
 
     python benchmarks/inductor_traffic.py --model-name tresnet_l --image-size 448 --batch-size 56
     python benchmarks/inductor_traffic.py ... --stock          # inductor's own store-vs-recompute thresholds
     python benchmarks/inductor_traffic.py ... --code-dir DIR   # also keep the generated code of every block
+    python benchmarks/inductor_traffic.py --inference --batch-size 64 [--gemm-autotune]
 
 Every distinct residual block, as `--compile-scope regional` compiles it (bf16 autocast, channels-last, the
-memory-saving backward unless --no-lowmem, ReLU masks handed on), is traced and partitioned by torch.compile on
-CPU fake tensors; its forward and backward graphs are then moved to a pretended H100 and lowered by inductor to
-Triton code, which is read, not run. For each Triton kernel launch the count takes every buffer it reads or
-writes whole, once per loop of the kernel that reads it and once per loop that writes it (a pooling window's
-loads in one loop are one pass; a reduction's two loops are two). The convolutions (cuDNN) are left out, as in
-bench_traffic.py, whose floor it is compared with. The stem and the head are left out (under 1%).
+memory-saving backward unless --no-lowmem, ReLU masks handed on; with --inference: folded norms, fp16, no
+gradients), is traced and partitioned by torch.compile on CPU fake tensors; its graphs are then moved to a
+pretended H100 and lowered by inductor to Triton code, which is read, not run. For each Triton kernel launch the
+count takes every buffer it reads or writes whole, once per loop of the kernel that reads it and once per loop
+that writes it (a pooling window's loads in one loop are one pass; a reduction's two loops are two; a matrix
+product template's operands once each). The library kernels (cuDNN convolutions, cuBLAS matrix products) are
+counted apart, each operand once in 2-byte elements (a convolution's backward reads its output gradient twice
+and its input once, and writes the input gradient); bench_traffic.py's floor leaves them out. The stem and the
+head are left out (under 1%).
+
+--gemm-autotune compiles with compile.py's GEMM_AUTOTUNE_OPTIONS, under which inductor chooses each matrix
+product by timing it on the device. Without a device the count takes the Triton template every time, with the
+following pointwise work fused into it: what the generated code moves if the templates win on the device.
 
 A development tool: it patches torch.cuda's device queries and inductor's code loading (checked with PyTorch
 2.14), so a newer PyTorch may need it adjusted.
@@ -28,7 +37,7 @@ import types
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from src_files.models import create_model  # noqa: E402
+from src_files.models import create_model, fold_norm_layers  # noqa: E402
 from src_files.models.compile import compile_options  # noqa: E402
 from src_files.models.tresnet import set_memory_efficient  # noqa: E402
 from src_files.models.tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus  # noqa: E402
@@ -60,14 +69,19 @@ def _cudnn_memory_format(input_, weight, backend):
 
 @contextlib.contextmanager
 def pretend_h100(sources):
-    """Device queries answer as an H100; inductor's compiled modules are read into `sources`, not loaded."""
+    """Device queries answer as an H100; inductor's compiled graphs are read into `sources`, not loaded (the other
+    modules it writes, such as a template's kernel, are loaded as usual: they define kernels, and run none)."""
     import torch._dynamo.device_interface as device_interface
     import torch.utils._triton
     from torch._inductor import codecache
+    load = codecache.PyCodeCache.load_by_key_path
 
     def read_instead_of_loading(key, path, *args, **kwargs):
         with open(path) as f:
-            sources.append(f.read())
+            source = f.read()
+        if 'def call(' not in source:
+            return load(key, path, *args, **kwargs)
+        sources.append(source)
         module = types.ModuleType('not_loaded')
         module.call, module.runner, module.__file__ = (lambda *a, **k: None), None, path
         return module
@@ -112,12 +126,21 @@ def _on_cuda(value):
     return 'cuda' if value == 'cpu' else value
 
 
+def _templates_win(self, choices, *args, **kwargs):
+    """Stands in for inductor's autotuning benchmark, which needs the device: every Triton template times faster
+    than every library kernel."""
+    from torch._inductor.select_algorithm import TritonTemplateCaller
+    return {c: 1.0 if isinstance(c, TritonTemplateCaller) else 2.0 for c in choices}
+
+
 def generated_code(block, x, options):
-    """Inductor's Triton code (forward, backward) for one training step of `block` on `x`, lowered for an H100."""
+    """Inductor's code for `block` on `x`, lowered for an H100: [forward, backward] for one training step if x
+    requires gradients, else [forward] of an inference batch (no gradients)."""
     from torch._functorch import config as functorch_config
     from torch._guards import detect_fake_mode
     from torch._inductor import config as inductor_config
     from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
     from torch.fx.passes.fake_tensor_prop import FakeTensorProp
     sources = []
 
@@ -141,19 +164,26 @@ def generated_code(block, x, options):
             torch.cuda.is_available = lambda: False
 
     def step(x):
+        if not x.requires_grad:  # inference: the block's own (half-precision) weights
+            with torch.no_grad():
+                return block(x)
         with torch.autocast('cpu', dtype=torch.bfloat16):  # the CPU trace of CUDA autocast's bf16 convolutions
             return block(x)
 
-    available = torch.cuda.is_available
+    available, benchmark = torch.cuda.is_available, AlgorithmSelectorCache.benchmark
     torch._dynamo.reset()
     options = {k: v for k, v in options.items() if k != 'triton.cudagraphs'}
+    if options.get('max_autotune_gemm') or options.get('max_autotune'):
+        # no device to time the choices on, nor the fused epilogues: the templates win, epilogues fused
+        options['benchmark_epilogue_fusion'] = False
+        AlgorithmSelectorCache.benchmark = _templates_win
     with pretend_h100(sources), inductor_config.patch({**options, 'fx_graph_cache': False}), \
             functorch_config.patch(force_non_lazy_backward_lowering=True):
         try:
             torch.compile(step, backend=lambda gm, inputs: compile_fx(gm, inputs, inner_compile=lower_on_cuda),
                           dynamic=False)(x)
         finally:
-            torch.cuda.is_available = available
+            torch.cuda.is_available, AlgorithmSelectorCache.benchmark = available, benchmark
             torch._dynamo.reset()
     return sources
 
@@ -187,13 +217,15 @@ def _passes(body, pointer):
 
 def kernel_bytes(source):
     """[(kernel name, bytes)] for every Triton launch in an inductor module: each pointer argument's buffer,
-    whole, times the passes the kernel makes over it (dtype from the kernel's signature)."""
+    whole, times the passes the kernel makes over it (dtype from the kernel's signature; a template's operands
+    once each)."""
     kernels = {}
     for m in re.finditer(r"^(triton_\w+) = async_compile\.triton\('\w+', '''(.*?)'''", source, re.S | re.M):
         body = m.group(2)
         signature = re.search(r"'signature': \{(.*?)\}", body).group(1)
         pointers = [(p, t.lstrip('*')) for p, t in re.findall(r"'(\w+)': '(\*?\w+)'", signature) if t.startswith('*')]
-        kernels[m.group(1)] = [(BYTES[t], _passes(body, p)) for p, t in pointers]
+        template = m.group(1).startswith('triton_tem_')
+        kernels[m.group(1)] = [(BYTES[t], 1 if template else _passes(body, p)) for p, t in pointers]
     call = source[source.index('def call('):]
     numel = _shapes(call)
     launches = []
@@ -201,6 +233,45 @@ def kernel_bytes(source):
         args = [a.strip() for a in m.group(2).split(',')]
         moved = sum(numel.get(arg, 0) * size * accesses for (size, accesses), arg in zip(kernels[m.group(1)], args))
         launches.append((m.group(1), moved))
+    return launches
+
+
+def _top_level_args(text, open_paren):
+    """The comma-separated arguments of the call whose '(' is at text[open_paren]."""
+    args, depth, start = [], 0, open_paren + 1
+    for i in range(open_paren, len(text)):
+        depth += {'(': 1, ')': -1}.get(text[i], 0)
+        if depth == 1 and text[i] == ',':
+            args.append(text[start:i].strip())
+            start = i + 1
+        elif depth == 0:
+            return args + [text[start:i].strip()]
+    raise ValueError('unbalanced call')
+
+
+def library_bytes(source):
+    """[(kernel, bytes)] for every cuDNN / cuBLAS call in an inductor module: each operand and the output once, in
+    2-byte elements; a convolution's backward reads the output gradient twice (input and weight gradients) and
+    the input once, and writes the input gradient."""
+    call = source[source.index('def call('):]
+    numel = _shapes(call)
+
+    def size(arg):
+        view = re.match(r"reinterpret_tensor\(\w+, \(([^)]*)\)", arg)
+        return math.prod(int(d) for d in view.group(1).split(',') if d.strip()) if view else numel.get(arg, 0)
+    launches = []
+    for line in call.splitlines():
+        m = re.match(r"\s*(?:(\w+) = )?(extern_kernels\.\w+|torch\.ops\.aten\.convolution_backward\.default)\(", line)
+        if not m:
+            continue
+        args = _top_level_args(line, m.end() - 1)
+        operands = [a for a in args if not re.match(r"\w+=", a)]
+        if m.group(2).startswith('torch.ops.aten.convolution_backward'):
+            elements = 2 * size(operands[0]) + 2 * size(operands[1])
+        else:
+            out = [a.split('=', 1)[1] for a in args if a.startswith('out=')]
+            elements = sum(map(size, operands)) + size(m.group(1) or out[0])
+        launches.append((m.group(2).split('.')[-1 if 'extern' in m.group(2) else -2], 2 * elements))
     return launches
 
 
@@ -227,43 +298,60 @@ def main():
     parser.add_argument('--model-name', default='tresnet_l', help='default: %(default)s')
     parser.add_argument('--image-size', type=int, default=448, help='default: %(default)s')
     parser.add_argument('--batch-size', type=int, default=56, help='default: %(default)s')
+    parser.add_argument('--inference', action='store_true',
+                        help='an inference batch (folded norms, fp16, no gradients) instead of a training step')
     parser.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=True,
-                        help='the memory-saving backward (--lowmem); default: %(default)s')
+                        help='training: the memory-saving backward (--lowmem); default: %(default)s')
     parser.add_argument('--stock', action='store_true',
                         help="inductor's own store-vs-recompute thresholds, not compile.py's RECOMPUTE_OPTIONS")
+    parser.add_argument('--gemm-autotune', action='store_true',
+                        help="compile.py's GEMM_AUTOTUNE_OPTIONS, the Triton templates taken (see above)")
     parser.add_argument('--blocks', type=int, default=0, help='only the first N distinct blocks (0: all)')
     parser.add_argument('--code-dir', default='', help='write the generated code of every block here')
     args = parser.parse_args()
+    training = not args.inference
     torch.manual_seed(0)
     model = create_model(model_name=args.model_name, num_classes=80, image_size=args.image_size)
-    model = set_memory_efficient(model, args.lowmem).to(memory_format=torch.channels_last)
-    chain_block_relus(model)
-    options = compile_options(None, recompute=not args.stock)
-    print(f"# {args.model_name} {args.image_size}px, batch {args.batch_size}, bf16, {'lowmem, ' * args.lowmem}"
-          f"inductor options {options or 'stock'}, torch {torch.__version__}: Triton kernels, convolutions left out")
+    model = set_memory_efficient(model, args.lowmem and training).to(memory_format=torch.channels_last)
+    if training:
+        chain_block_relus(model)
+    blocks = distinct_blocks(model, args.image_size)
+    if not training:
+        fold_norm_layers(model).half()  # in place: the blocks above are folded too
+    options = compile_options(None, recompute=not args.stock, gemm_autotune=args.gemm_autotune)
+    what = 'training step' if training else 'inference batch'
+    print(f"# {args.model_name} {args.image_size}px, batch {args.batch_size}, {what}, "
+          + ("bf16, " + 'lowmem, ' * args.lowmem if training else 'folded norms, fp16, ')
+          + f"inductor options {options or 'stock'}, torch {torch.__version__}")
     print(f"| {'block':22} | {'input':18} | {'copies':>6} | {'launches':>8} | {'GB forward':>10} | "
-          f"{'GB backward':>11} | {'GB all copies':>13} |")
-    print(f"|{'-' * 24}|{'-' * 20}|{'-' * 8}|{'-' * 10}|{'-' * 12}|{'-' * 13}|{'-' * 15}|")
-    total = 0.0
-    for i, (name, block, shape, copies) in enumerate(distinct_blocks(model, args.image_size)):
+          f"{'GB backward':>11} | {'GB all copies':>13} | {'library GB all copies':>21} |")
+    print(f"|{'-' * 24}|{'-' * 20}|{'-' * 8}|{'-' * 10}|{'-' * 12}|{'-' * 13}|{'-' * 15}|{'-' * 23}|")
+    total = library_total = 0.0
+    for i, (name, block, shape, copies) in enumerate(blocks):
         if args.blocks and i >= args.blocks:
             break
-        x = torch.randn(args.batch_size, *shape[1:]).bfloat16().to(memory_format=torch.channels_last)
-        sources = generated_code(block, x.requires_grad_(), options)
-        if len(sources) != 2:
-            raise SystemExit(f'{name}: expected a forward and a backward module from inductor, got {len(sources)}')
+        x = torch.randn(args.batch_size, *shape[1:]).to(torch.bfloat16 if training else torch.float16)
+        sources = generated_code(block.train(training), x.to(memory_format=torch.channels_last).requires_grad_(
+            training), options)
+        parts = ('forward', 'backward') if training else ('forward',)
+        if len(sources) != len(parts):
+            raise SystemExit(f'{name}: expected {len(parts)} modules from inductor ({", ".join(parts)}), '
+                             f'got {len(sources)}')
         if args.code_dir:
             os.makedirs(args.code_dir, exist_ok=True)
-            for part, source in zip(('forward', 'backward'), sources):
+            for part, source in zip(parts, sources):
                 with open(os.path.join(args.code_dir, f'{name}.{part}.py'), 'w') as f:
                     f.write(source)
         launches = [kernel_bytes(source) for source in sources]
-        forward, backward = (sum(b for _, b in part) / 1e9 for part in launches)
+        forward, backward = [sum(b for _, b in part) / 1e9 for part in launches] + [0.0] * (not training)
+        library = sum(b for source in sources for _, b in library_bytes(source)) / 1e9
         total += (forward + backward) * copies
+        library_total += library * copies
         print(f"| {name:22} | {'x'.join(map(str, shape[1:])):18} | {copies:6d} | "
               f"{sum(map(len, launches)):8d} | {forward:10.3f} | {backward:11.3f} | "
-              f"{(forward + backward) * copies:13.3f} |", flush=True)
-    print(f"# blocks: {total:.3f} GB per training step")
+              f"{(forward + backward) * copies:13.3f} | {library * copies:21.3f} |", flush=True)
+    print(f"# blocks: {total:.5g} GB per {what} in Triton kernels; {library_total:.5g} GB in library kernels (cuDNN, "
+          f"cuBLAS); {total + library_total:.5g} GB in all")
 
 
 if __name__ == '__main__':

@@ -137,6 +137,15 @@ def test_inductor_gets_the_mode_and_the_recompute_thresholds(scope, monkeypatch)
     assert all(hasattr(inductor_config, key) for key in RECOMPUTE_OPTIONS)
 
 
+def test_gemm_autotune_adds_its_options_to_the_mode_and_inductor_knows_them():
+    import torch._inductor.config as inductor_config
+    from src_files.models.compile import GEMM_AUTOTUNE_OPTIONS, RECOMPUTE_OPTIONS, compile_options
+    assert compile_options('reduce-overhead', gemm_autotune=True) == {
+        'triton.cudagraphs': True, **RECOMPUTE_OPTIONS, **GEMM_AUTOTUNE_OPTIONS}
+    assert not set(GEMM_AUTOTUNE_OPTIONS) & set(compile_options('reduce-overhead'))
+    assert all(hasattr(inductor_config, key) for key in GEMM_AUTOTUNE_OPTIONS)
+
+
 def test_inductor_accepts_the_recompute_options():
     from src_files.models.compile import compile_options
     f = torch.compile(lambda x: (x - x.mean()).relu() * 2, options=compile_options(None))

@@ -138,3 +138,24 @@ def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
     assert cli.default_workers() == 8           # 64 cores / 8 torchrun processes
     monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: {0}, raising=False)
     assert cli.default_workers() == 1           # never 0: that would load in the training process
+
+
+def test_inference_compile_flags_reach_compile_model(monkeypatch):
+    """validate.py / infer.py: --autotune-gemms reaches compile_model on CUDA only (speed flags change nothing on
+    a CPU), together with the scope and mode."""
+    import argparse
+    from src_files.engine import inference
+    calls = []
+    monkeypatch.setattr(inference, 'compile_model', lambda model, *args, **kwargs: calls.append((args, kwargs)))
+    parser = argparse.ArgumentParser()
+    inference.add_inference_speed_args(parser)
+    model = torch.nn.Linear(2, 2)
+    assert inference.maybe_compile(model, parser.parse_args(['--autotune-gemms'])) is model  # no --compile
+    args = parser.parse_args(['--compile', '--compile-mode', 'reduce-overhead', '--autotune-gemms'])
+    inference.maybe_compile(model, args)
+    monkeypatch.setattr(torch.Tensor, 'device', property(lambda self: torch.device('cuda')))
+    inference.maybe_compile(model, args)
+    inference.maybe_compile(model, parser.parse_args(['--compile']))
+    assert calls == [(('full', 'reduce-overhead'), {'gemm_autotune': False}),
+                     (('full', 'reduce-overhead'), {'gemm_autotune': True}),
+                     (('full', 'default'), {'gemm_autotune': False})]

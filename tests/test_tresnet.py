@@ -353,3 +353,16 @@ def test_chained_block_relus_give_the_same_outputs_and_gradients():
     torch.testing.assert_close(dx2, dx, rtol=1e-12, atol=1e-14)
     for g, g2 in zip(dp, dp2):
         torch.testing.assert_close(g2, g, rtol=1e-12, atol=1e-14)
+
+
+def test_folding_keeps_a_channels_last_model_channels_last():
+    """A compiled channels-last model would otherwise convert every folded 3x3 weight on every call."""
+    model = create_model(model_name='tresnet_m', num_classes=3, image_size=64).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        folded = fold_norm_layers(model)
+        convs = [m for m in folded.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+        assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+        assert not any(c.weight.requires_grad is False for c in convs)  # still parameters, as before folding
+        torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)

@@ -22,6 +22,10 @@ def add_inference_speed_args(parser):
                    help="fold the norm layers into the convolutions (same outputs, faster)")
     g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32'), default='auto',
                    help="dtype of the weights and inputs; auto = fp16 on CUDA (as published), fp32 on CPU")
+    g.add_argument('--autotune-gemms', action=argparse.BooleanOptionalAction, default=False,
+                   help="with --compile: run the 1x1 convolutions as matrix products, each timed as cuBLAS and as "
+                        "Triton kernels that also apply the bias, activation and residual after it, and keep the "
+                        "fastest (longer compile; TResNet-L inference moves a third fewer bytes, see BENCHMARKS.md)")
 
 
 def _head_shape(state_dict):
@@ -115,8 +119,10 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
 
 
 def maybe_compile(model, args):
-    """--compile / --compile-scope / --compile-mode (see src_files/models/compile.py)."""
+    """--compile / --compile-scope / --compile-mode / --autotune-gemms (see src_files/models/compile.py)."""
     if not getattr(args, 'compile', False):
         return model
-    return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'))
+    on_cuda = next(model.parameters()).device.type == 'cuda'  # (the speed flags change nothing on a CPU)
+    return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'),
+                         gemm_autotune=on_cuda and getattr(args, 'autotune_gemms', False))
 

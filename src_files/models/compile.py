@@ -27,6 +27,14 @@ COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-
 # TResNet-L 448 training step (batch 56, block by block) move 83.6 GB instead of 127.3, counted from the generated
 # code without a GPU by benchmarks/inductor_traffic.py (BENCHMARKS.md).
 RECOMPUTE_OPTIONS = {'realize_reads_threshold': 8, 'realize_opcount_threshold': 60}
+# Autotuning of the matrix products only (gemm_autotune=True). With it, inductor runs a channels-last 1x1 convolution
+# as a matrix product, and picks by measurement on the device between cuBLAS and its own Triton templates, which
+# can apply what follows (bias, activation, residual add) as they write their output instead of in a pass of
+# their own. The 3x3 convolutions stay with cuDNN, and no other kernel is tuned, which keeps the compile shorter
+# than max-autotune's. In TResNet-L inference (folded norms) this removes a third of the bytes moved, counted
+# without a GPU by benchmarks/inductor_traffic.py --inference --gemm-autotune (BENCHMARKS.md); in training the
+# norms' statistics need the convolution outputs in memory anyway, and it removes nothing.
+GEMM_AUTOTUNE_OPTIONS = {'max_autotune_gemm': True, 'max_autotune_conv_backends': 'ATEN'}
 
 
 def uses_cuda_graphs(mode):
@@ -35,17 +43,19 @@ def uses_cuda_graphs(mode):
     return mode in ('reduce-overhead', 'max-autotune')
 
 
-def compile_options(mode=None, recompute=True):
-    """torch.compile's inductor options for `mode` (what mode= sets), with RECOMPUTE_OPTIONS unless recompute=False."""
+def compile_options(mode=None, recompute=True, gemm_autotune=False):
+    """torch.compile's inductor options for `mode` (what mode= sets), with RECOMPUTE_OPTIONS unless recompute=False
+    and GEMM_AUTOTUNE_OPTIONS if gemm_autotune=True."""
     from torch._inductor import config, list_mode_options
+    extra = {**(RECOMPUTE_OPTIONS if recompute else {}), **(GEMM_AUTOTUNE_OPTIONS if gemm_autotune else {})}
     # (keys this PyTorch's inductor does not know are left out rather than refused)
-    recompute_options = {k: v for k, v in RECOMPUTE_OPTIONS.items() if recompute and hasattr(config, k)}
-    return {**list_mode_options(mode or 'default'), **recompute_options}
+    return {**list_mode_options(mode or 'default'), **{k: v for k, v in extra.items() if hasattr(config, k)}}
 
 
-def compile_model(model, scope='full', mode=None, backend='inductor', recompute=True):
+def compile_model(model, scope='full', mode=None, backend='inductor', recompute=True, gemm_autotune=False):
     """Compile `model` for speed; returns the module to call. `mode`: one of COMPILE_MODES (None = default).
-    recompute=False keeps inductor's own store-vs-recompute thresholds (RECOMPUTE_OPTIONS).
+    recompute=False keeps inductor's own store-vs-recompute thresholds (RECOMPUTE_OPTIONS); gemm_autotune=True
+    autotunes the matrix products (GEMM_AUTOTUNE_OPTIONS).
 
     scope='full': one `torch.compile(model)` (returns the compiled wrapper). scope='regional': compile each
     repeated block, the stem convolution and the head in place (returns `model` itself), with the blocks'
@@ -57,7 +67,7 @@ def compile_model(model, scope='full', mode=None, backend='inductor', recompute=
         raise ValueError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     mode = None if mode == 'default' else mode
     # torch.compile takes a mode or inductor options, not both: the options include the mode's
-    how = dict(options=compile_options(mode, recompute)) if backend == 'inductor' else dict(mode=mode)
+    how = dict(options=compile_options(mode, recompute, gemm_autotune)) if backend == 'inductor' else dict(mode=mode)
     blocks = [m for m in model.modules() if isinstance(m, REPEATED_BLOCKS)]
     if scope == 'full' or not blocks:
         return torch.compile(model, backend=backend, **how)

@@ -15,7 +15,8 @@ def fold_conv_norm(conv: nn.Conv2d, norm: NormAct2d) -> nn.Conv2d:
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
                       device=conv.weight.device, dtype=conv.weight.dtype)
-    fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    # (a pointwise product keeps the weight's memory format: a channels-last model stays channels-last)
+    fused.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=conv.weight.requires_grad)
     conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.bias)
     fused.bias.copy_((conv_bias - norm.running_mean) * scale + norm.bias)
     return fused
