@@ -267,11 +267,11 @@ def library_bytes(source):
         args = _top_level_args(line, m.end() - 1)
         operands = [a for a in args if not re.match(r"\w+=", a)]
         if m.group(2).startswith('torch.ops.aten.convolution_backward'):
-            elements = 2 * size(operands[0]) + 2 * size(operands[1])
+            kernel, elements = 'convolution_backward', 2 * size(operands[0]) + 2 * size(operands[1])
         else:
             out = [a.split('=', 1)[1] for a in args if a.startswith('out=')]
-            elements = sum(map(size, operands)) + size(m.group(1) or out[0])
-        launches.append((m.group(2).split('.')[-1 if 'extern' in m.group(2) else -2], 2 * elements))
+            kernel, elements = m.group(2).split('.', 1)[1], sum(map(size, operands)) + size(m.group(1) or out[0])
+        launches.append((kernel, 2 * elements))
     return launches
 
 
