@@ -10,8 +10,9 @@ import argparse
 
 import torch
 
-from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
-                    machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory, time_loop)
+from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
+                    expand_modes, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
+                    time_loop)
 from profile_summary import csv_path_for, profile_step
 from src_files.models import fold_norm_layers
 
@@ -34,10 +35,11 @@ def run_mode(args, device, name, x):
         outputs[:] = [forward(x)]
 
     reset_memory(device)
-    graphs_before = compiled_graph_count()
+    graphs_before, autotune_before = compiled_graph_count(), autotune_seconds()
     first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
     result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first,
-                  graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
+                  graphs=compiled_graph_count() - graphs_before if mode['compile'] else None,
+                  autotune_s=autotune_seconds() - autotune_before)
     logits = outputs[0].float().cpu()  # CUDA graphs reuse their output buffer: copy before profiling
     if args.profile and fast:
         csv_path = csv_path_for(args.profile_dir, 'infer', args.model_name, args.image_size, f'b{args.batch_size}', name)

@@ -15,9 +15,9 @@ import warnings
 
 import torch
 
-from common import (add_common_args, build_model, compile_config, compile_model, compiled_graph_count, expand_modes,
-                    fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
-                    time_loop)
+from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
+                    expand_modes, fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table,
+                    reset_memory, time_loop)
 from profile_summary import csv_path_for, profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -83,10 +83,11 @@ def run_mode(args, device, name):
         ema.update(model)
 
     reset_memory(device)
-    graphs_before = compiled_graph_count()
+    graphs_before, autotune_before = compiled_graph_count(), autotune_seconds()
     first, per_step = time_loop(step, device, args.warmup, args.iters, compile_config(mode))
     result = dict(images_per_s=args.batch_size / per_step, peak_gib=peak_memory_gib(device), first_step_s=first,
-                  graphs=compiled_graph_count() - graphs_before if mode['compile'] else None)
+                  graphs=compiled_graph_count() - graphs_before if mode['compile'] else None,
+                  autotune_s=autotune_seconds() - autotune_before)
     if device.type == 'cuda' and not cuda_graphs:  # CUDA graphs allocate from their own pool, once
         step(measure=True)
         result['activations_gib'] = activations[-1]

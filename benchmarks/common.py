@@ -161,6 +161,15 @@ def peak_memory_gib(device):
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
 
 
+def autotune_seconds():
+    """Seconds inductor has spent in this process choosing kernels by timing them on the device (max-autotune,
+    mmtune): compiling the candidates, timing them, and timing fused kernels against unfused ones."""
+    from torch._dynamo.utils import compilation_time_metrics
+    return sum(sum(times) for key, times in compilation_time_metrics.items()
+               if key.endswith(('_template_precompiling', '_template_autotuning'))
+               or key in ('benchmark_fused_nodes', 'benchmark_codegened_module'))
+
+
 def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcontext()):
     """-> (seconds of the first call (compilation included), seconds per timed call)."""
     sync(device)
@@ -183,7 +192,9 @@ def print_progress(mode, result):
     """One line per mode as soon as it is measured: a run stopped by a time limit keeps what it measured."""
     print(f"# {mode}: {result['images_per_s']:.1f} images/s, peak {result['peak_gib']:.2f} GiB, activations "
           f"{result.get('activations_gib', float('nan')):.2f} GiB, first step {result['first_step_s']:.1f} s"
-          + (f", compiled graphs {result['graphs']}" if result.get('graphs') is not None else ''), flush=True)
+          + (f", compiled graphs {result['graphs']}" if result.get('graphs') is not None else '')
+          + (f", autotuning {result['autotune_s']:.1f} s of the first step" if result.get('autotune_s') else ''),
+          flush=True)
 
 
 def print_table(title, rows, baseline='published'):

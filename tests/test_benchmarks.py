@@ -69,6 +69,20 @@ def test_mode_grammar():
             parse_mode(bad)
 
 
+def test_autotune_seconds_adds_inductors_kernel_choice_timers(monkeypatch, capsys):
+    """The autotuning part of a compiled mode's first step: compiling and timing template choices, and timing fused
+    kernels against unfused ones; other compile phases are left out."""
+    sys.path.insert(0, str(BENCH))
+    import torch._dynamo.utils
+    from common import autotune_seconds, print_progress
+    monkeypatch.setattr(torch._dynamo.utils, 'compilation_time_metrics', {
+        'addmm_template_precompiling': [2.0, 1.0], 'addmm_template_autotuning': [0.5], 'benchmark_fused_nodes': [0.25],
+        'benchmark_codegened_module': [0.125], 'Scheduler.codegen': [9.0], 'compile_fx_inner': [30.0]})
+    assert autotune_seconds() == 3.875
+    print_progress('fast+mmtune', dict(images_per_s=1.0, peak_gib=1.0, first_step_s=40.0, graphs=1, autotune_s=3.875))
+    assert 'first step 40.0 s, compiled graphs 1, autotuning 3.9 s of the first step' in capsys.readouterr().out
+
+
 def test_kernel_categories():
     """Kernel names seen in the H100 profiles land in the category the tables name: Triton kernels by kind first
     (their names list the convolution/norm ops they were fused from), cuBLAS's nvjet kernels as matmuls."""
