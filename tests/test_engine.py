@@ -140,7 +140,7 @@ def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
     assert cli.default_workers() == 1           # never 0: that would load in the training process
 
 
-def test_inference_compile_flags_reach_compile_model(monkeypatch):
+def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
     """validate.py / infer.py: --autotune-gemms reaches compile_model on CUDA only (speed flags change nothing on
     a CPU), together with the scope and mode."""
     import argparse
@@ -151,6 +151,7 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch):
     inference.add_inference_speed_args(parser)
     model = torch.nn.Linear(2, 2)
     assert inference.maybe_compile(model, parser.parse_args(['--autotune-gemms'])) is model  # no --compile
+    assert '--autotune-gemms acts only with --compile' in capsys.readouterr().out
     args = parser.parse_args(['--compile', '--compile-mode', 'reduce-overhead', '--autotune-gemms'])
     inference.maybe_compile(model, args)
     monkeypatch.setattr(torch.Tensor, 'device', property(lambda self: torch.device('cuda')))

@@ -121,6 +121,8 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
 def maybe_compile(model, args):
     """--compile / --compile-scope / --compile-mode / --autotune-gemms (see src_files/models/compile.py)."""
     if not getattr(args, 'compile', False):
+        if getattr(args, 'autotune_gemms', False):
+            print("note: --autotune-gemms acts only with --compile; running without either", flush=True)
         return model
     on_cuda = next(model.parameters()).device.type == 'cuda'  # (the speed flags change nothing on a CPU)
     return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'),
