@@ -1,22 +1,23 @@
 """Activation memory of a training step, on any device: the bytes kept for the backward pass.
 
     python benchmarks/bench_memory.py --model-name tresnet_l --image-size 448 --batch-size 3 --amp bf16 \\
-        --modes published,fast,fast+lowmem,fast+compile,fast+lowmem+compile
+        --modes published,fast,fast+lowmem,fast+compile,fast+lowmem+compile,fast+lowmem+regional
 
-Eager modes: counted with torch.autograd.graph.saved_tensors_hooks, each storage once. Compiled modes: what
-inductor's partitioner decides to keep (the inputs of its backward graphs; "graphs" counts them: more than one
-means graph breaks), with inductor's decompositions but no code generation, so it needs no GPU (about a minute
-per mode for TResNet-L 448 on 2 CPU cores). Split into activations (tensors with the batch dimension: they scale
-with batch x pixels, so a CPU at batch 3 predicts a GPU at batch 56) and the rest (parameters left out;
-low-precision weight copies under autocast counted). Use a batch size that no weight dimension equals (3 works
-for TResNet).
+Eager modes: counted with torch.autograd.graph.saved_tensors_hooks, each storage once. Compiled modes (whole
+model, or block by block with +regional, as train.py compiles them): what inductor's partitioner decides to keep
+for the backward graphs, counted the same way on a second step ("graphs" counts the compiled graphs: for the
+whole model more than one means graph breaks), with inductor's decompositions but no code generation, so it
+needs no GPU (about a minute per mode for TResNet-L 448 on 2 CPU cores). Split into activations (tensors with
+the batch dimension: they scale with batch x pixels, so a CPU at batch 3 predicts a GPU at batch 56) and the
+rest (parameters left out; low-precision weight copies under autocast counted). Use a batch size that no weight
+dimension equals (3 works for TResNet).
 """
 import argparse
 import contextlib
 
 import torch
 
-from common import build_model, compile_config, parse_mode
+from common import build_model, compile_config, compile_model_for_speed, parse_mode
 from src_files.models.tresnet import set_memory_efficient
 
 
@@ -42,8 +43,11 @@ def saved_bytes_eager(model, x, batch_size):
 def saved_bytes_compiled(model, x, batch_size, mode):
     """-> (activation bytes, other bytes, graphs) that inductor's partitioner keeps for backward.
 
-    Inductor's decompositions and partitioner (its joint-graph passes, then the min-cut), without its code
-    generation: the partitioned graphs run as they are. Uses PyTorch internals (checked with 2.14)."""
+    Compiled as the mode asks (whole model, or block by block with +regional), with inductor's decompositions and
+    partitioner (its joint-graph passes, then the min-cut) but without its code generation: the partitioned
+    graphs run as they are, and what they keep is counted on a second step as in eager mode, each storage once.
+    Block by block, one compiled graph serves every copy of a block, so only counting each call sees them all.
+    Uses PyTorch internals (checked with 2.14)."""
     import torch._dynamo
     try:
         from functorch.compile import make_boxed_func
@@ -55,30 +59,28 @@ def saved_bytes_compiled(model, x, batch_size, mode):
     except ImportError as e:
         raise SystemExit(f'counting compiled modes needs inductor internals this PyTorch lacks ({e}); '
                          f'count eager modes instead') from None
-    totals = dict(activations=0, other=0, graphs=0)
+    graphs = []
 
-    def counting_partition(joint, joint_inputs, **kwargs):
+    def inductors_partition(joint, joint_inputs, **kwargs):
+        graphs.append(joint)
         with V.set_fake_mode(detect_fake_mode(joint_inputs)):  # as inductor's own compile sets it
-            forward, backward = partition_fn(joint, joint_inputs, **kwargs)
-        computed = {n.name for n in forward.graph.nodes if n.op != 'placeholder'}  # leaves out params and x
-        for node in backward.graph.nodes:
-            value = node.meta.get('val')
-            if node.op == 'placeholder' and node.name in computed and isinstance(value, torch.Tensor):
-                per_sample = value.dim() > 0 and value.shape[0] == batch_size
-                totals['activations' if per_sample else 'other'] += value.numel() * value.element_size()
-        totals['graphs'] += 1
-        return forward, backward
+            return partition_fn(joint, joint_inputs, **kwargs)
 
     def run_as_is(graph, example_inputs):
         return make_boxed_func(graph.forward)
 
-    backend = aot_autograd(fw_compiler=run_as_is, bw_compiler=run_as_is, partition_fn=counting_partition,
+    backend = aot_autograd(fw_compiler=run_as_is, bw_compiler=run_as_is, partition_fn=inductors_partition,
                            decompositions=select_decomp_table())
     torch._dynamo.reset()
     with compile_config(mode):
-        torch.compile(model, backend=backend)(x)
+        compiled = compile_model_for_speed(model, scope=mode['scope'], backend=backend)
+        compiled(x).float().sum().backward()  # compiles
+    compiled_graphs = len(graphs)
+    activations, other = saved_bytes_eager(compiled, x, batch_size)
     torch._dynamo.reset()
-    return totals['activations'], totals['other'], totals['graphs']
+    if len(graphs) != compiled_graphs:
+        raise SystemExit(f'the counting step compiled {len(graphs) - compiled_graphs} graphs more: not counted as run')
+    return activations, other, compiled_graphs
 
 
 def main():
@@ -92,7 +94,7 @@ def main():
     parser.add_argument('--amp', choices=('off', 'bf16'), default='off',
                         help='autocast dtype (bf16: what the fast path runs on a GPU); default: %(default)s')
     parser.add_argument('--modes', default='published,fast,fast+lowmem',
-                        help='modes (see common.py); compiled ones (+compile, +budget<F>) are counted from '
+                        help='modes (see common.py); compiled ones (+compile, +regional, +budget<F>) are counted from '
                              "inductor's partition; default: %(default)s")
     parser.add_argument('--flops', action='store_true',
                         help='also count the floating-point operations of a training step (forward + backward)')
@@ -108,8 +110,8 @@ def main():
     print(f"|{'-' * 30}|{'-' * 27}|{'-' * 11}|{'-' * 8}|")
     for name in args.modes.split(','):
         mode = parse_mode(name)
-        if mode['scope'] != 'full' or mode['compile_mode'] is not None or mode['freeze']:
-            raise SystemExit(f'{name}: only eager modes and the default whole-model compile can be counted')
+        if mode['compile_mode'] is not None or mode['freeze']:
+            raise SystemExit(f'{name}: only eager modes and the default compile (whole or +regional) can be counted')
         model = build_model(args, device, mode).train()
         set_memory_efficient(model, mode['lowmem'])
         with autocast:

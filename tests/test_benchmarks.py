@@ -155,6 +155,28 @@ def test_compiled_memory_count_sees_the_recomputed_squeeze_excite_product():
     assert kept[True] <= kept[False] - 2 * planes_tensor, kept
 
 
+def test_compiled_memory_count_sees_every_copy_of_a_block_compiled_block_by_block():
+    """Block by block (+regional), one compiled graph serves every copy of a block and each block's input comes
+    from the block before: the count must still see what each call keeps, as much as the whole-model compile
+    keeps for three identical Bottlenecks (inductor's partitioner, no code generated)."""
+    sys.path.insert(0, str(BENCH))
+    from bench_memory import saved_bytes_compiled
+    from common import parse_mode
+    from src_files.models.tresnet import Bottleneck, set_memory_efficient
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 64, 12, 12).bfloat16()
+    counts = {}
+    for mode in ('fast+lowmem+compile', 'fast+lowmem+regional'):
+        blocks = torch.nn.Sequential(*[Bottleneck(64, 16, use_se=True) for _ in range(3)]).train()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            counts[mode] = saved_bytes_compiled(set_memory_efficient(blocks), x, 3, parse_mode(mode))
+    (whole, _, whole_graphs), (regional, _, regional_graphs) = counts.values()
+    assert whole_graphs == 1 and regional_graphs == 3  # first, middle and last block differ (ReLU hand-off)
+    planes_tensor = 3 * 16 * 12 * 12 * 2  # bf16: a block keeps several of these
+    assert whole > 3 * 4 * planes_tensor and abs(regional - whole) <= 0.05 * whole, counts
+
+
 def test_norm_benchmark_runs_on_cpu():
     out = subprocess.run([sys.executable, 'bench_norm.py', '--device', 'cpu', '--shape', '2,8,8,8', '--iters', '1',
                           '--warmup', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)
