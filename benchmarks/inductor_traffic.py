@@ -19,7 +19,9 @@ head are left out (under 1%).
 
 --gemm-autotune compiles with compile.py's GEMM_AUTOTUNE_OPTIONS, under which inductor chooses each matrix
 product by timing it on the device. Without a device the count takes the Triton template every time, with the
-following pointwise work fused into it: what the generated code moves if the templates win on the device.
+following pointwise work fused into it: what the generated code moves if the templates win on the device. It
+also prints how many matrix-product shapes and candidate kernels the device would compile and time at the first
+call (a whole-model compile tunes each shape once), which is what this option adds to the compile time.
 
 A development tool: it patches torch.cuda's device queries and inductor's code loading (checked with PyTorch
 2.14), so a newer PyTorch may need it adjusted.
@@ -126,11 +128,19 @@ def _on_cuda(value):
     return 'cuda' if value == 'cpu' else value
 
 
-def _templates_win(self, choices, *args, **kwargs):
+# operands' (sizes, strides, dtype) and output layout of each autotuned choice in this process -> (candidate
+# kernels, of them Triton templates). On a device inductor tunes each such key once and caches the timings.
+AUTOTUNED = {}
+
+
+def _templates_win(self, choices, input_nodes, layout, *args, **kwargs):
     """Stands in for inductor's autotuning benchmark, which needs the device: every Triton template times faster
-    than every library kernel."""
+    than every library kernel. Records what the device would compile and time (AUTOTUNED)."""
     from torch._inductor.select_algorithm import TritonTemplateCaller
-    return {c: 1.0 if isinstance(c, TritonTemplateCaller) else 2.0 for c in choices}
+    templates = [isinstance(c, TritonTemplateCaller) for c in choices]
+    key = tuple((tuple(n.get_size()), tuple(n.get_stride()), n.get_dtype()) for n in input_nodes) + (str(layout),)
+    AUTOTUNED[key] = len(choices), sum(templates)
+    return {c: 1.0 if template else 2.0 for c, template in zip(choices, templates)}
 
 
 def generated_code(block, x, options):
@@ -140,6 +150,7 @@ def generated_code(block, x, options):
     from torch._guards import detect_fake_mode
     from torch._inductor import config as inductor_config
     from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+    from torch._inductor import select_algorithm
     from torch._inductor.select_algorithm import AlgorithmSelectorCache
     from torch.fx.passes.fake_tensor_prop import FakeTensorProp
     sources = []
@@ -170,13 +181,17 @@ def generated_code(block, x, options):
         with torch.autocast('cpu', dtype=torch.bfloat16):  # the CPU trace of CUDA autocast's bf16 convolutions
             return block(x)
 
-    available, benchmark = torch.cuda.is_available, AlgorithmSelectorCache.benchmark
+    available, benchmark, printing = torch.cuda.is_available, AlgorithmSelectorCache.benchmark, \
+        select_algorithm.PRINT_AUTOTUNE
     torch._dynamo.reset()
     options = {k: v for k, v in options.items() if k != 'triton.cudagraphs'}
     if options.get('max_autotune_gemm') or options.get('max_autotune'):
-        # no device to time the choices on, nor the fused epilogues: the templates win, epilogues fused
-        options['benchmark_epilogue_fusion'] = False
+        # no device to time the choices on, nor the fused epilogues: the templates win, epilogues fused; these
+        # made-up timings must not reach the on-disk autotuning cache, where a GPU run would find them, nor the output
+        options.update(benchmark_epilogue_fusion=False, autotune_local_cache=False,
+                       max_autotune_report_choices_stats=False)
         AlgorithmSelectorCache.benchmark = _templates_win
+        select_algorithm.PRINT_AUTOTUNE = False
     with pretend_h100(sources), inductor_config.patch({**options, 'fx_graph_cache': False}), \
             functorch_config.patch(force_non_lazy_backward_lowering=True):
         try:
@@ -184,6 +199,7 @@ def generated_code(block, x, options):
                           dynamic=False)(x)
         finally:
             torch.cuda.is_available, AlgorithmSelectorCache.benchmark = available, benchmark
+            select_algorithm.PRINT_AUTOTUNE = printing
             torch._dynamo.reset()
     return sources
 
@@ -352,6 +368,10 @@ def main():
               f"{(forward + backward) * copies:13.3f} | {library * copies:21.3f} |", flush=True)
     print(f"# blocks: {total:.5g} GB per {what} in Triton kernels; {library_total:.5g} GB in library kernels (cuDNN, "
           f"cuBLAS); {total + library_total:.5g} GB in all")
+    if args.gemm_autotune:  # each distinct shape is tuned once per process, as in a whole-model compile
+        print(f"# autotuned matrix products: {len(AUTOTUNED)} distinct shapes, "
+              f"{sum(n for n, _ in AUTOTUNED.values())} candidate kernels "
+              f"({sum(t for _, t in AUTOTUNED.values())} Triton templates) that the device compiles and times")
 
 
 if __name__ == '__main__':

@@ -329,5 +329,12 @@ def test_inductor_traffic_counts_fewer_bytes_for_inference_with_gemm_autotuning(
             r'(\S+) GB in all', out.stdout).groups())
         assert triton > 0 and library > 0 and abs(triton + library - total) < 1e-3 * total
         totals[autotune] = (triton, library, total)
+        # what the device would compile and time, each shape once: the first 1x1 convolution, the last one and the
+        # shortcut's (one shape), the squeeze-excite products (both 64 to 64 here); cuBLAS and many Triton templates
+        tuned = re.search(r'# autotuned matrix products: (\d+) distinct shapes, (\d+) candidate kernels', out.stdout)
+        assert (tuned is not None) == autotune, out.stdout
+        if autotune:
+            shapes, candidates = map(int, tuned.groups())
+            assert shapes == 3 and candidates > 10 * shapes, tuned.group(0)
     assert totals[True][1] < 0.5 * totals[False][1]  # only the 3x3 convolution left to cuDNN
     assert totals[True][2] < 0.8 * totals[False][2], totals
