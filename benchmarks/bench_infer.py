@@ -12,12 +12,12 @@ import torch
 
 from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
                     expand_modes, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
-                    time_loop)
+                    time_loop, wants_profile)
 from profile_summary import csv_path_for, profile_step
 from src_files.models import fold_norm_layers
 
 
-def run_mode(args, device, name, x):
+def run_mode(args, device, name, x, published_images_per_s=None):
     mode = parse_mode(name, args.compile_mode)
     fast = mode['base'] == 'fast'
     model = fold_norm_layers(build_model(args, device, mode))
@@ -41,7 +41,7 @@ def run_mode(args, device, name, x):
                   graphs=compiled_graph_count() - graphs_before if mode['compile'] else None,
                   autotune_s=autotune_seconds() - autotune_before)
     logits = outputs[0].float().cpu()  # CUDA graphs reuse their output buffer: copy before profiling
-    if args.profile and fast:
+    if wants_profile(args, fast, result['images_per_s'], published_images_per_s):
         csv_path = csv_path_for(args.profile_dir, 'infer', args.model_name, args.image_size, f'b{args.batch_size}', name)
         profile_step(step, device, args.profile, title=f'infer {name}', timed_step_ms=per_step * 1e3, csv_path=csv_path)
     return result, logits
@@ -58,7 +58,7 @@ def main():
                    generator=torch.Generator().manual_seed(0)).to(device)
     rows, logits = {}, {}
     for mode in expand_modes(args):
-        rows[mode], logits[mode] = run_mode(args, device, mode, x)
+        rows[mode], logits[mode] = run_mode(args, device, mode, x, rows.get('published', {}).get('images_per_s'))
         print_progress(mode, rows[mode])
     print_table(f'# infer {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)

@@ -17,7 +17,7 @@ import torch
 
 from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
                     expand_modes, fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table,
-                    reset_memory, time_loop)
+                    reset_memory, time_loop, wants_profile)
 from profile_summary import csv_path_for, profile_step
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -42,7 +42,7 @@ def batches(args, device):
             for _ in itertools.count() for x, y in loader)
 
 
-def run_mode(args, device, name):
+def run_mode(args, device, name, published_images_per_s=None):
     mode = parse_mode(name, args.compile_mode)
     if mode['freeze']:
         raise SystemExit(f'{name}: freeze is for inference (bench_infer.py)')
@@ -91,7 +91,7 @@ def run_mode(args, device, name):
     if device.type == 'cuda' and not cuda_graphs:  # CUDA graphs allocate from their own pool, once
         step(measure=True)
         result['activations_gib'] = activations[-1]
-    if args.profile and fast:
+    if wants_profile(args, fast, result['images_per_s'], published_images_per_s):
         csv_path = csv_path_for(args.profile_dir, 'train', args.model_name, args.image_size, f'b{args.batch_size}', name)
         profile_step(step, device, args.profile, title=f'train {name}', timed_step_ms=per_step * 1e3, csv_path=csv_path)
     del model, optimizer, ema, forward
@@ -111,7 +111,7 @@ def main():
     device = torch.device(args.device)
     rows = {}
     for mode in expand_modes(args):
-        rows[mode] = run_mode(args, device, mode)
+        rows[mode] = run_mode(args, device, mode, rows.get('published', {}).get('images_per_s'))
         print_progress(mode, rows[mode])
     print_table(f'# train {args.model_name} {args.image_size}px, batch {args.batch_size}, {args.num_classes} classes '
                 f'({args.num_of_groups} groups), {machine(device)}, torch {torch.__version__}', rows)

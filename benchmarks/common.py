@@ -52,6 +52,9 @@ def add_common_args(parser, batch_size):
                         help='after timing, profile this many steps of each fast mode: kernel time by category')
     parser.add_argument('--profile-dir', default='',
                         help='with --profile, also write every kernel of each profile to a CSV file in this folder')
+    parser.add_argument('--profile-below', type=float, default=0, metavar='RATIO',
+                        help='with --profile, profile only the fast modes slower than RATIO x the published mode '
+                             'measured before them (0: every fast mode)')
 
 
 SWITCHES = ('lowmem', 'compile', 'regional', 'cudagraphs', 'autotune', 'freeze', 'cdtune', 'mmtune', 'stock', 'fp16',
@@ -168,6 +171,15 @@ def autotune_seconds():
     return sum(sum(times) for key, times in compilation_time_metrics.items()
                if key.endswith(('_template_precompiling', '_template_autotuning'))
                or key in ('benchmark_fused_nodes', 'benchmark_codegened_module'))
+
+
+def wants_profile(args, fast, images_per_s, published_images_per_s):
+    """Whether --profile applies to a mode: fast modes only, and with --profile-below only those that missed
+    that speed-up over the published mode measured before them (every fast mode if published was not)."""
+    if not (args.profile and fast):
+        return False
+    return not (args.profile_below and published_images_per_s) or \
+        images_per_s < args.profile_below * published_images_per_s
 
 
 def time_loop(step, device, warmup, iters, first_call_context=contextlib.nullcontext()):

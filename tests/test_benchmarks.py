@@ -15,7 +15,9 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
 @pytest.mark.parametrize('script,extra,rows', [
     ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1', '--profile-dir', '{tmp}'],
      ['published', 'fast+lowmem']),
-    ('bench_infer.py', ['--modes', 'published,fast,fast+regional'], ['published', 'fast', 'fast+regional']),
+    # --profile-below: no fast mode here is a millionth of the published speed, so none is profiled
+    ('bench_infer.py', ['--modes', 'published,fast,fast+regional', '--profile', '1', '--profile-below', '1e-6'],
+     ['published', 'fast', 'fast+regional']),
 ])
 def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
     extra = [arg.format(tmp=tmp_path) for arg in extra]
@@ -32,7 +34,9 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
     if script == 'bench_infer.py':  # fp32 on the CPU: every mode computes the published logits
         diffs = dict(re.findall(r'logits (\S+) vs published: relative difference (\S+)', out.stdout))
         assert set(diffs) == set(rows) - {'published'} and max(map(float, diffs.values())) < 1e-4, diffs
-    if '--profile' in extra:  # the profile of the fast mode: time by category, adding up to the busy time
+    if '--profile-below' in extra:
+        assert 'profiled steps' not in out.stdout
+    elif '--profile' in extra:  # the profile of the fast mode: time by category, adding up to the busy time
         assert '# train fast+lowmem: 1 profiled steps' in out.stdout
         shares = [float(line.split('|')[3].strip().rstrip('%')) for line in out.stdout.splitlines()
                   if line.startswith('| ') and line.strip().endswith('% |')]
@@ -42,6 +46,18 @@ def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
         table = (tmp_path / 'train_tresnet_m_64_b2_fast_lowmem.csv').read_text().splitlines()
         assert table[0] == 'ms_per_step,category,kernel' and len(table) > 13  # more than the top 12 printed
         assert abs(sum(float(row.split(',')[0]) for row in table[1:]) - busy) < 0.05 + 0.01 * busy
+
+
+def test_profile_below_profiles_only_the_fast_modes_that_miss_the_ratio():
+    sys.path.insert(0, str(BENCH))
+    from argparse import Namespace
+
+    from common import wants_profile
+    every, missed = Namespace(profile=3, profile_below=0), Namespace(profile=3, profile_below=2.0)
+    assert wants_profile(every, True, 500.0, 100.0) and not wants_profile(every, False, 100.0, 100.0)
+    assert wants_profile(missed, True, 199.0, 100.0) and not wants_profile(missed, True, 200.0, 100.0)
+    assert wants_profile(missed, True, 500.0, None)  # no published rate measured before it: profiled
+    assert not wants_profile(Namespace(profile=0, profile_below=2.0), True, 1.0, 100.0)
 
 
 def test_mode_grammar():
