@@ -3,7 +3,7 @@
 #   bash benchmarks/gpu_all.sh [LOG]          # LOG defaults to ./gpu_all.log (appended to as it goes)
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
 #   PART=explore bash benchmarks/gpu_all.sh   # instead: what main's changes give, then what to try next
-#   PART=all bash benchmarks/gpu_all.sh       # both, then train.py, 9605 classes, the other modes, the head, the norm layer
+#   PART=all bash benchmarks/gpu_all.sh       # both, then train.py, 9605 classes, other modes, head, norm
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest.
 set -u
 part=${PART:-main}

@@ -149,8 +149,8 @@ def generated_code(block, x, options):
     from torch._functorch import config as functorch_config
     from torch._guards import detect_fake_mode
     from torch._inductor import config as inductor_config
-    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
     from torch._inductor import select_algorithm
+    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
     from torch._inductor.select_algorithm import AlgorithmSelectorCache
     from torch.fx.passes.fake_tensor_prop import FakeTensorProp
     sources = []
