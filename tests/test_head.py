@@ -102,6 +102,23 @@ def test_half_precision_close_to_float64(dtype):
     assert ((out.double() - ref).norm() / ref.norm()).item() < 2e-2
 
 
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_autocast_logits_are_float32_like_the_published_head(dtype):
+    # The published head writes its group FC into a buffer in norm3's dtype (fp32 under autocast) and adds the
+    # bias there; the batched head must do the same, not round the logits to fp16/bf16.
+    head = randomize(MLDecoder(37, 5, 64, initial_num_features=32)).eval()
+    x = torch.randn(3, 32, 4, 4)
+    ref = copy.deepcopy(head).double()(x.double())
+    errors = {}
+    for impl in ('fast', 'published'):
+        set_head_impl(head, impl)
+        with torch.autocast('cpu', dtype=dtype):
+            out = head(x)
+        assert out.dtype == torch.float32, impl
+        errors[impl] = ((out.double() - ref).norm() / ref.norm()).item()
+    assert errors['fast'] < 2 * errors['published'] + 1e-6, errors
+
+
 def test_zero_shot_head():
     head = randomize(MLDecoder(925, 925, 64, initial_num_features=32, zsl=1)).double().eval()
     sd_keys = set(head.state_dict())

@@ -137,7 +137,9 @@ class MLDecoder(nn.Module):
             out = h @ pool.to(h.dtype)
         else:
             out = torch.bmm(h.transpose(0, 1), pool.to(h.dtype)).transpose(0, 1)  # one matmul per group, batched
-        out = out.flatten(1)
+        # Under autocast the products come out in fp16/bf16 while h (after norm3) is fp32: like the published
+        # fp32 buffer, the logits and the bias addition are in h's dtype.
+        out = out.flatten(1).to(h.dtype)
         if not self.zsl:
             out = out[:, :self.num_classes]
         return out + self.decoder.duplicate_pooling_bias.to(out.dtype)
@@ -151,7 +153,7 @@ class MLDecoder(nn.Module):
             tgt = queries.unsqueeze(1).expand(-1, memory.shape[0], -1)
             h = layer.forward_published(tgt, memory.transpose(0, 1)).transpose(0, 1)
         else:
-            h = layer(queries.to(memory.dtype), memory)
+            h = layer(queries, memory)  # fp32 queries under autocast, as published (norm1 runs in fp32)
         return self._group_fc(h)
 
 
