@@ -8,7 +8,7 @@ from src_files.engine import cli, distributed, trainer
 from src_files.engine.evaluation import predict
 from src_files.errors import UserError
 
-# Measured on 2 CPU cores: about 4 minutes. The colour-changing RandAugment operations (Invert, Solarize,
+# Measured on 2 CPU cores: about 3.5 minutes. The colour-changing RandAugment operations (Invert, Solarize,
 # Posterize, Color) would contradict the demo's colour classes, so the demo trains without augmentation, and a
 # faster EMA than 0.9997 since it runs only 150 steps.
 DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epochs=6, lr=1e-3, no_aug=True,

@@ -169,3 +169,20 @@ def test_add_ml_decoder_head_on_resnet_style_and_head_style_models():
         add_ml_decoder_head(nn.Linear(2, 2), num_classes=3)
     with pytest.raises(ValueError):
         set_head_impl(model, 'loop')
+
+
+@pytest.mark.parametrize('name,slot,kwargs', [
+    ('resnet18', 'fc', {}),                                 # global_pool module + fc
+    ('efficientnet_b0', 'classifier', {}),                  # global_pool module + classifier
+    ('vit_tiny_patch16_224', 'head', {'img_size': 32}),     # global_pool is a string: '' keeps every token
+])
+def test_add_ml_decoder_head_on_timm_models_sees_the_whole_feature_map(name, slot, kwargs):
+    timm = pytest.importorskip('timm')
+    model = timm.create_model(name, pretrained=False, num_classes=7, **kwargs)
+    add_ml_decoder_head(model, num_of_groups=3, decoder_embedding=32).eval()
+    head = getattr(model, slot)
+    assert isinstance(head, MLDecoder) and head.num_classes == 7
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = model.forward_features(x)       # [N, C, H, W] or [N, L, C], unpooled
+        torch.testing.assert_close(model(x), head(features))

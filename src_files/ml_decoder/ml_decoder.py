@@ -191,23 +191,25 @@ def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
 
 
 def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0):
-    """Replace a model's classifier by an ML-Decoder, as the published helper did.
+    """Replace a model's classifier by an ML-Decoder, as the published helper did, for timm-style models.
 
-    ResNet-style models (`global_pool` + `fc`): the pool becomes an identity and `fc` the head. Models with a
-    `head` (TResNet): `head` is replaced, `global_pool` (if any) becomes an identity. The model must expose
+    The classifier slot is `fc` (ResNets), `classifier` (EfficientNets) or `head` (TResNet, ViTs, ConvNeXts);
+    `global_pool`, if the model has one, stops pooling so the head sees the whole feature map: an identity
+    module, or '' where it is a pool-type string (timm ViTs: every token goes to the head). The model must expose
     `num_features` (and `num_classes` when num_classes is -1).
     """
-    if hasattr(model, 'global_pool') and hasattr(model, 'fc'):
-        slot = 'fc'
-    elif hasattr(model, 'head'):
-        slot = 'head'
-    else:
-        raise ValueError('add_ml_decoder_head: the model has neither (global_pool, fc) nor head to replace')
+    slot = next((name for name in ('fc', 'classifier', 'head') if isinstance(getattr(model, name, None), nn.Module)),
+                None)
+    if slot is None:
+        raise ValueError('add_ml_decoder_head: the model has no fc, classifier or head module to replace; build '
+                         'MLDecoder(num_classes, initial_num_features=...) and call it on the feature map yourself')
     if num_classes == -1:
         num_classes = model.num_classes
     head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
                      initial_num_features=model.num_features, zsl=zsl)
-    if hasattr(model, 'global_pool'):
+    if isinstance(getattr(model, 'global_pool', None), str):
+        model.global_pool = ''
+    elif hasattr(model, 'global_pool'):
         model.global_pool = nn.Identity()
     delattr(model, slot)
     setattr(model, slot, head)
