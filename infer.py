@@ -51,6 +51,9 @@ def save_paths(paths, is_folder, save_path):
     if not save_path:
         return [None] * len(paths)
     if is_folder or os.path.isdir(save_path) or save_path.endswith(os.sep):
+        if is_folder and not os.path.isdir(save_path) and save_path.lower().endswith(IMAGE_EXTENSIONS):
+            raise UserError(f"--save-path {save_path} names an image file but --pic-path is a folder: give a folder "
+                            f"for the labelled copies, e.g. --save-path labelled/")
         os.makedirs(save_path, exist_ok=True)
         return [os.path.join(save_path, os.path.basename(p)) for p in paths]
     folder = os.path.dirname(os.path.abspath(save_path))
@@ -78,7 +81,9 @@ def draw_labels(image, labels, path):
     try:
         image.save(path)
     except ValueError:  # unknown extension: fall back to JPEG
-        image.save(path + '.jpg', format='JPEG')
+        path += '.jpg'
+        image.save(path, format='JPEG')
+    return path
 
 
 def main(argv=None):
@@ -98,24 +103,41 @@ def main(argv=None):
     from src_files.helper_functions.augmentations import val_transform
     transform = val_transform(args.image_size)
     names = np.array(class_names, dtype=object)
+    written, skipped = [], 0
     for start in range(0, len(paths), args.batch_size):
-        chunk = paths[start:start + args.batch_size]
-        images = [load_rgb(p) for p in chunk]
+        chunk, images, chunk_outputs = [], [], []
+        for path, out in zip(paths[start:start + args.batch_size], outputs[start:start + args.batch_size]):
+            try:
+                images.append(load_rgb(path))
+            except UserError as error:
+                if not is_folder:
+                    raise
+                print(f"skipped: {error}", flush=True)  # one bad file does not stop a folder
+                skipped += 1
+                continue
+            chunk.append(path)
+            chunk_outputs.append(out)
+        if not chunk:
+            continue
         batch = torch.stack([transform(im) for im in images]).to(device=device, dtype=dtype)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             probs = torch.sigmoid(model(batch).float()).cpu().numpy()
-        for path, image, prob, out in zip(chunk, images, probs, outputs[start:start + args.batch_size]):
+        for path, image, prob, out in zip(chunk, images, probs, chunk_outputs):
             order = np.argsort(-prob, kind='stable')[:args.top_k]
             keep = order[prob[order] > args.th]
             labels = [(str(names[i]), float(prob[i])) for i in keep]
             text = ', '.join(f"{n} ({s:.2f})" for n, s in labels) or f"no class above {args.th}"
             print(f"{path}: {text}", flush=True)
             if out:
-                draw_labels(image, labels, out)
-    if args.save_path:
-        print(f"labelled image(s) written to {args.save_path}")
+                written.append(draw_labels(image, labels, out))
+    if skipped:
+        print(f"{skipped} of {len(paths)} images could not be read and were skipped", flush=True)
+        if skipped == len(paths):
+            raise UserError(f"no image in {args.pic_path} could be read")
+    if written:
+        print(f"labelled image(s) written to {written[0] if len(written) == 1 else args.save_path}")
     return 0
 
 

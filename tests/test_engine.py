@@ -80,6 +80,26 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ['latest.pth']
 
 
+def test_atomic_save_interrupted_raises_keyboard_interrupt_and_keeps_old_file(tmp_path, monkeypatch):
+    # Ctrl-C inside torch.save surfaces as a RuntimeError raised while the zip writer closes; the scripts print
+    # "error: interrupted" for a KeyboardInterrupt only, so atomic_save must hand on the interrupt itself.
+    path = str(tmp_path / 'latest.pth')
+    ckpt.atomic_save({'a': torch.ones(2)}, path)
+
+    def interrupted_save(obj, f):
+        f.write(b'partial')
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError('[enforce fail at inline_container.cc] unexpected pos')
+
+    monkeypatch.setattr(torch, 'save', interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.atomic_save({'a': torch.zeros(2)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(2))
+    assert os.listdir(tmp_path) == ['latest.pth']
+
+
 def test_prepare_output_dir_under_a_file(tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
@@ -104,7 +124,10 @@ def test_load_latest_errors(tmp_path):
         ckpt.load_latest(str(tmp_path / 'missing.pth'))
     bad = tmp_path / 'bad.pth'
     bad.write_text('not a checkpoint')
-    with pytest.raises(UserError, match='not a training checkpoint'):
+    with pytest.raises(UserError, match='not a readable training checkpoint .it was not written by torch.save'):
+        ckpt.load_latest(str(bad))
+    bad.write_bytes(b'')
+    with pytest.raises(UserError, match='not a readable training checkpoint .the file is empty'):
         ckpt.load_latest(str(bad))
     torch.save({'model': {}}, str(tmp_path / 'zoo.pth'))
     with pytest.raises(UserError, match='not a resumable checkpoint'):

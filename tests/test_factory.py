@@ -64,9 +64,17 @@ def test_not_a_checkpoint(tmp_path, capsys):
     for text in ('hello, not weights', 'garbage\n'):  # the second fails as a pickle, in both torch.load modes
         path = tmp_path / 'notes.txt'
         path.write_text(text)
-        with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+        with pytest.raises(UserError, match='not a readable PyTorch checkpoint .it was not written by torch.save'):
             load_checkpoint(str(path))
         assert 'weights_only=False' not in capsys.readouterr().out  # no note about a load that failed
+    # an empty file (torch.load raises an EOFError without a message) and a cut-off copy
+    path.write_bytes(b'')
+    with pytest.raises(UserError, match='not a readable PyTorch checkpoint .the file is empty'):
+        load_checkpoint(str(path))
+    torch.save({'w': torch.zeros(1000)}, tmp_path / 'whole.pth')
+    path.write_bytes((tmp_path / 'whole.pth').read_bytes()[:2000])
+    with pytest.raises(UserError, match='truncated or corrupt'):
+        load_checkpoint(str(path))
     torch.save({'epoch': 3, 'lr': 0.1}, tmp_path / 'no_weights.pth')
     with pytest.raises(UserError, match='holds no model weights'):
         load_checkpoint(str(tmp_path / 'no_weights.pth'))

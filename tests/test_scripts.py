@@ -122,6 +122,20 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd):
     lines = [line for line in stdout.splitlines() if line.startswith(pics)]
     assert len(lines) == len(os.listdir(pics)) and lines[0].count('(') == 3
     assert sorted(os.listdir(labelled)) == sorted(os.listdir(pics))
+
+    # A folder with an unreadable file: the readable images are labelled, the bad one is skipped with a note.
+    mixed = work / 'mixed_pics'
+    mixed.mkdir()
+    first = sorted(os.listdir(pics))[0]
+    shutil.copy(os.path.join(pics, first), mixed / first)
+    (mixed / 'broken.jpg').write_text('not an image')
+    code, stdout, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', mixed], capfd)
+    assert code == 0, stderr
+    assert f'{mixed / first}: ' in stdout and 'skipped: ' in stdout and 'broken.jpg' in stdout
+    # A folder and a file-like --save-path: refused, instead of creating a folder named out.jpg.
+    code, _, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', mixed,
+                                        '--save-path', work / 'out.jpg'], capfd)
+    assert code == 1 and '--save-path' in stderr and 'labelled/' in stderr and not (work / 'out.jpg').exists()
     # One image, named classes; no class of a 16-class checkpoint is named by a number.
     one = os.path.join(pics, sorted(os.listdir(pics))[0])
     code, stdout, _ = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', one, '--th', 0.0,
@@ -149,8 +163,8 @@ def test_resume_continues_exactly(trained, coco, work):
     for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a['history'][1]['mAP'] == b['history'][1]['mAP']
-    # Resuming a finished run says so and succeeds.
-    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed], work)
+    # Resuming a finished run says so and succeeds (here through `--resume RUN_FOLDER`).
+    code, stdout, stderr = run_script('train.py', ['--resume', resumed], work)
     assert code == 0 and 'already finished' in stdout, stdout + stderr
 
 

@@ -14,7 +14,7 @@ import random
 import numpy as np
 import torch
 
-from src_files.errors import UserError
+from src_files.errors import UserError, why_torch_load_failed
 
 LATEST = 'latest.pth'
 BEST = 'best.pth'
@@ -65,8 +65,18 @@ def atomic_save(obj, path):
         if isinstance(error, OSError):
             raise UserError(f"cannot write {path}: {error.strerror or error} (the previous file, if any, is "
                             f"intact)") from None
+        if _caused_by_interrupt(error):  # torch.save's zip writer turns Ctrl-C into a RuntimeError on its way out
+            raise KeyboardInterrupt from None
         raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _caused_by_interrupt(error):
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__context__
+    return False
 
 
 def atomic_write_text(text, path):
@@ -125,8 +135,8 @@ def load_latest(path):
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure means the file is not a resume checkpoint
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise UserError(f"{path} is not a training checkpoint of this project ({first})") from None
+        raise UserError(f"{path} is not a readable training checkpoint ({why_torch_load_failed(path, error)})") \
+            from None
     needed = ('model', 'ema', 'optimizer', 'scheduler', 'epoch', 'args')
     if not isinstance(state, dict) or any(k not in state for k in needed):
         raise UserError(f"{path} is not a resumable checkpoint (it lacks the optimizer/scheduler state: resume "

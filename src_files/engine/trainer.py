@@ -77,8 +77,8 @@ def add_train_args(parser, *, data, model_name, image_size, batch_size, lr, weig
     g = parser.add_argument_group('output')
     g.add_argument('--output-dir', default=output_dir,
                    help="folder for latest.pth, best.pth, metrics.csv and curves.png")
-    g.add_argument('--resume', nargs='?', const='', default=None, metavar='LATEST_PTH',
-                   help="continue the run in --output-dir from its latest.pth (or from the file given)")
+    g.add_argument('--resume', nargs='?', const='', default=None, metavar='PATH',
+                   help="continue the run in --output-dir from its latest.pth (or the latest.pth or run folder given)")
     g.add_argument('--stop-after', type=int, default=0, metavar='N',
                    help="stop (cleanly) after N epochs of this invocation, to continue later with --resume "
                         "(0 = run to --epochs)")
@@ -109,6 +109,8 @@ def resolve_resume(args, explicit):
     if args.resume is None:
         return None
     path = args.resume or os.path.join(args.output_dir, ckpt.LATEST)
+    if os.path.isdir(path):  # --resume RUN_FOLDER means its latest.pth
+        path = os.path.join(path, ckpt.LATEST)
     if args.resume and 'output_dir' not in explicit:
         args.output_dir = os.path.dirname(os.path.abspath(path))
     state = ckpt.load_latest(path)

@@ -5,7 +5,7 @@ import os
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, why_torch_load_failed
 from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head
 from .tresnet import tresnet_l, tresnet_m, tresnet_xl
 
@@ -99,7 +99,7 @@ def load_checkpoint(path, map_location='cpu'):
             obj = torch.load(path, map_location=map_location, weights_only=False)
             print(f'note: {path} holds more than tensors; loaded it with weights_only=False (trusted files only)')
     except Exception as e:
-        raise UserError(f'{path} is not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})')
+        raise UserError(f'{path} is not a readable PyTorch checkpoint ({why_torch_load_failed(path, e)})') from None
     extras = {}
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict):
         state_dict, extras = obj['model'], {k: v for k, v in obj.items() if k != 'model'}
