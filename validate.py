@@ -36,6 +36,18 @@ def build_parser():
     return parser
 
 
+def warn_if_class_order_differs(model_classes, data_classes, model_path, data, is_main=True):
+    """Scores are per class index: a dataset whose categories are in another order gives meaningless numbers."""
+    if model_classes == [str(i) for i in range(len(model_classes))]:
+        return  # the checkpoint names no classes
+    differ = [i for i, (a, b) in enumerate(zip(model_classes, data_classes)) if a.strip().lower() != b.strip().lower()]
+    if differ and is_main:
+        i = differ[0]
+        print(f"warning: {len(differ)} of {len(data_classes)} class names of {model_path} differ from the categories "
+              f"of {data} (class {i}: {model_classes[i]!r} vs {data_classes[i]!r}); the scores mean something only "
+              f"if both list the same classes in the same order", flush=True)
+
+
 def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     if args.batch_size <= 0 or args.workers < 0:
@@ -70,6 +82,7 @@ def main(argv=None):
         if len(val_set.class_names) != args.num_classes:
             raise UserError(f"the model scores {args.num_classes} classes but {args.data} has "
                             f"{len(val_set.class_names)} categories")
+        warn_if_class_order_differs(class_names, val_set.class_names, args.model_path, args.data, info.is_main)
         scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
                                   channels_last=channels_last)
         results = multilabel_metrics(scores, targets, args.thr)

@@ -113,6 +113,13 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd):
     import json
     data = json.loads(report.read_text())
     assert {'mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1'} <= set(data)
+    assert 'warning' not in stdout
+    # Class names of the checkpoint in another order than the data's categories: scored, with a warning.
+    names = best['idx_to_class']
+    torch.save(dict(best, idx_to_class={i: names[len(names) - 1 - i] for i in names}), work / 'reversed.pth')
+    code, stdout, stderr = call_main(validate, ['--model-path', work / 'reversed.pth', '--data', coco,
+                                                '--workers', 0], capfd)
+    assert code == 0 and re.search(r'warning: \d+ of 16 class names .* differ', stdout), stdout + stderr
 
     pics = os.path.join(coco, 'val2014')
     labelled = work / 'labelled'
