@@ -183,3 +183,16 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
     assert calls == [(('full', 'reduce-overhead'), {'gemm_autotune': False}),
                      (('full', 'reduce-overhead'), {'gemm_autotune': True}),
                      (('full', 'default'), {'gemm_autotune': False})]
+
+
+@pytest.mark.parametrize('key,value,flag', [('lr', 0.0, '--lr must be positive'),
+                                            ('workers', -1, '--workers must be 0 or more'),
+                                            ('stop_after', -1, '--stop-after must be 0 or more'),
+                                            ('ema_decay', 1.0, r'--ema-decay must be in \[0, 1\)')])
+def test_check_train_args_names_the_bad_flag(key, value, flag):
+    from argparse import Namespace
+    from src_files.engine.trainer import check_train_args
+    good = dict(lr=1e-4, batch_size=8, epochs=2, image_size=64, workers=0, stop_after=0, ema_decay=0.9997)
+    check_train_args(Namespace(**good))
+    with pytest.raises(UserError, match=flag):
+        check_train_args(Namespace(**dict(good, **{key: value})))

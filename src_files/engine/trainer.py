@@ -94,8 +94,9 @@ def check_train_args(args):
     for key in ('lr', 'batch_size', 'epochs', 'image_size'):
         if not getattr(args, key) > 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.workers < 0:
-        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    for key in ('workers', 'stop_after'):
+        if getattr(args, key) < 0:
+            raise UserError(f"--{key.replace('_', '-')} must be 0 or more, got {getattr(args, key)}")
     if not 0 <= args.ema_decay < 1:
         raise UserError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
 
@@ -403,7 +404,8 @@ def train(args, info, model, task, resume_state=None):
             text = (res_ema if use_ema else res_model).get('text')
             if text:
                 line += f" | {'ema' if use_ema else 'model'}: {text}"
-            line += f" ({train_time:.0f} s train at {row['images_per_s']:.0f} img/s, {eval_time:.0f} s eval)"
+            rate = row['images_per_s']
+            line += f" ({train_time:.0f} s train at {rate:.{0 if rate >= 10 else 1}f} img/s, {eval_time:.0f} s eval)"
             print(line, flush=True)
         distributed.barrier(info)
         if args.stop_after and epochs_run >= args.stop_after and epoch + 1 < args.epochs:
@@ -413,7 +415,9 @@ def train(args, info, model, task, resume_state=None):
             return 0
 
     if main:
-        print(f"done: best mAP {progress.best:.2f} at epoch {progress.best_epoch}; best weights in {best_path}, "
+        # (a run resumed from a copied latest.pth has no best.pth until an epoch beats the saved best)
+        where = f"best weights in {best_path}" if os.path.isfile(best_path) else f"{best_path} was not written here"
+        print(f"done: best mAP {progress.best:.2f} at epoch {progress.best_epoch}; {where}, "
               f"curves in {os.path.join(out_dir, 'curves.png')}", flush=True)
     return 0
 
