@@ -67,7 +67,8 @@ def main(argv=None):
         nus = load_nus_wide_zsl(args.data, transform, transform)
         results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
                                channels_last=channels_last, restore_train=False)
-        n_images = len(nus.zsl_val_set) + len(nus.gzsl_val_set)
+        n_images = len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
+        unit = 'image views (ZSL + GZSL)'
         if info.is_main:
             for name in ('zsl', 'gzsl'):
                 r = results[name]
@@ -87,13 +88,14 @@ def main(argv=None):
                                   channels_last=channels_last)
         results = multilabel_metrics(scores, targets, args.thr)
         n_images = len(scores)  # gathered from every process: each image once
+        unit = 'images'
         if info.is_main:
             print(f"mAP {results['mAP']:.2f}")
             print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
                   f" (threshold {args.thr})")
     elapsed = time.time() - start
     if info.is_main:
-        print(f"{n_images} images in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} images/s"
+        print(f"{n_images} {unit} in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} {unit.split()[0]}/s"
               + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
               f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
         if args.json:
