@@ -167,6 +167,17 @@ def test_add_ml_decoder_head_on_resnet_style_and_head_style_models():
     assert isinstance(model.head, MLDecoder) and model.num_classes == 9
     with pytest.raises(ValueError):
         add_ml_decoder_head(nn.Linear(2, 2), num_classes=3)
+
+    class PoolsInForward(nn.Module):  # torchvision-style: fc but no global_pool to switch off
+        num_features = 16
+
+        def __init__(self):
+            super().__init__()
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 3)
+
+    with pytest.raises(ValueError, match='unpooled feature map'):
+        add_ml_decoder_head(PoolsInForward(), num_classes=3)
     with pytest.raises(ValueError):
         set_head_impl(model, 'loop')
 

@@ -193,16 +193,18 @@ def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
 def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0):
     """Replace a model's classifier by an ML-Decoder, as the published helper did, for timm-style models.
 
-    The classifier slot is `fc` (ResNets), `classifier` (EfficientNets) or `head` (TResNet, ViTs, ConvNeXts);
-    `global_pool`, if the model has one, stops pooling so the head sees the whole feature map: an identity
-    module, or '' where it is a pool-type string (timm ViTs: every token goes to the head). The model must expose
-    `num_features` (and `num_classes` when num_classes is -1).
+    The classifier slot is `fc` (ResNets) or `classifier` (EfficientNets) beside a `global_pool`, or `head`
+    (TResNet, ViTs, ConvNeXts). `global_pool`, if the model has one, stops pooling so that the head sees the whole
+    feature map: it becomes an identity, or '' where it is a pool-type string (timm ViTs: every token reaches the
+    head). The model must expose `num_features` (and `num_classes` when num_classes is -1).
     """
-    slot = next((name for name in ('fc', 'classifier', 'head') if isinstance(getattr(model, name, None), nn.Module)),
-                None)
+    pooled_by_forward = not hasattr(model, 'global_pool')  # e.g. torchvision's ResNets pool inside forward
+    slots = ('head',) if pooled_by_forward else ('fc', 'classifier', 'head')
+    slot = next((name for name in slots if isinstance(getattr(model, name, None), nn.Module)), None)
     if slot is None:
-        raise ValueError('add_ml_decoder_head: the model has no fc, classifier or head module to replace; build '
-                         'MLDecoder(num_classes, initial_num_features=...) and call it on the feature map yourself')
+        raise ValueError('add_ml_decoder_head: the model has no global_pool + fc/classifier, nor a head module, to '
+                         'replace; build MLDecoder(num_classes, initial_num_features=...) and call it on the '
+                         'unpooled feature map yourself')
     if num_classes == -1:
         num_classes = model.num_classes
     head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
