@@ -128,3 +128,15 @@ def test_timm_backbones_with_the_head():
     assert _logits(vit, torch.rand(2, 3, 64, 64)).shape == (2, 5)
     plain = create_model(model_name='resnet18', num_classes=5, use_ml_decoder=0).eval()
     assert _logits(plain, torch.rand(1, 3, 64, 64)).shape == (1, 5)
+
+
+def test_a_checkpoint_of_another_tresnet_names_the_variant_it_holds(model):
+    from src_files.models.factory import guess_tresnet
+    from src_files.models.tresnet import tresnet_l, tresnet_m, tresnet_xl
+    with torch.device('meta'):  # only the key names matter: no memory, no initialisation cost
+        weights = {name: fn(num_classes=6).state_dict() for name, fn in
+                   (('tresnet_m', tresnet_m), ('tresnet_l', tresnet_l), ('tresnet_xl', tresnet_xl))}
+    assert {name: guess_tresnet(sd) for name, sd in weights.items()} == {n: n for n in weights}
+    assert guess_tresnet({'body.conv1.0.weight': torch.ones(1)}) is None
+    with pytest.raises(UserError, match='it holds tresnet_l weights: use --model-name tresnet_l'):
+        load_model_weights(model, weights['tresnet_l'], strict=True, model_name='tresnet_m')

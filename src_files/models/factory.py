@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import UserError, why_torch_load_failed
 from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head
-from .tresnet import tresnet_l, tresnet_m, tresnet_xl
+from .tresnet import TRESNET_LAYERS, tresnet_l, tresnet_m, tresnet_xl
 
 TRESNETS = {'tresnet_m': tresnet_m, 'tresnet_l': tresnet_l, 'tresnet_xl': tresnet_xl}
 
@@ -131,6 +131,16 @@ def _class_count(state_dict):
     return None
 
 
+def guess_tresnet(state_dict):
+    """'tresnet_m', 'tresnet_l' or 'tresnet_xl' if the state dict's blocks per stage are those of one, else None."""
+    blocks = []
+    for stage in range(1, 5):
+        prefix = f'body.layer{stage}.'
+        indices = {k[len(prefix):].split('.')[0] for k in state_dict if k.startswith(prefix)}
+        blocks.append(max((int(i) + 1 for i in indices if i.isdigit()), default=0))
+    return next((name for name, layers in TRESNET_LAYERS.items() if tuple(layers) == tuple(blocks)), None)
+
+
 def load_model_weights(model, state_dict, strict=True, model_name=''):
     """Load `state_dict` into `model`; on any mismatch raise a UserError naming the keys and the model expected.
 
@@ -172,7 +182,9 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
             if keys:
                 shown = ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
                 parts.append(f'{len(keys)} {label} keys: {shown}')
-        raise UserError(f'checkpoint does not fit {what}: ' + '; '.join(parts) +
-                        ' (is it a checkpoint of another model? check --model-name and the head flags)')
+        guess = guess_tresnet(state_dict)
+        hint = (f'it holds {guess} weights: use --model-name {guess}' if guess and guess != model_name else
+                'is it a checkpoint of another model? check --model-name and the head flags')
+        raise UserError(f'checkpoint does not fit {what}: ' + '; '.join(parts) + f' ({hint})')
     result = model.load_state_dict(to_load, strict=False)
     return result

@@ -154,13 +154,19 @@ class TResNet(nn.Module):
         return self.head(self.global_pool(self.body(x)))
 
 
+# Blocks per stage: these counts also tell which variant a checkpoint holds (factory.guess_tresnet).
+TRESNET_LAYERS = {'tresnet_m': (3, 4, 11, 3), 'tresnet_l': (3, 4, 23, 3), 'tresnet_xl': (3, 8, 34, 5)}
+
+
 def tresnet_m(num_classes=1000, in_chans=3):
-    return TResNet([3, 4, 11, 3], in_chans=in_chans, num_classes=num_classes)
+    return TResNet(TRESNET_LAYERS['tresnet_m'], in_chans=in_chans, num_classes=num_classes)
 
 
 def tresnet_l(num_classes=1000, in_chans=3):
-    return TResNet([3, 4, 23, 3], in_chans=in_chans, num_classes=num_classes, first_two_layers=Bottleneck)
+    return TResNet(TRESNET_LAYERS['tresnet_l'], in_chans=in_chans, num_classes=num_classes,
+                   first_two_layers=Bottleneck)
 
 
 def tresnet_xl(num_classes=1000, in_chans=3):
-    return TResNet([3, 8, 34, 5], in_chans=in_chans, num_classes=num_classes, first_two_layers=Bottleneck)
+    return TResNet(TRESNET_LAYERS['tresnet_xl'], in_chans=in_chans, num_classes=num_classes,
+                   first_two_layers=Bottleneck)
