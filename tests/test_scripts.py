@@ -362,7 +362,7 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
     assert code == 0, stderr
     assert 'compilation; left out of images/s), 1 graph(s)' in stdout and 'warning: ' not in stdout
     assert 'on 24 images' in stdout and 'torch.compile: compiled again for a batch of 4 (' in stdout
-    steps = int(re.search(r'1 epochs x (\d+) steps', stdout).group(1))
+    steps = int(re.search(r'1 epoch x (\d+) steps', stdout).group(1))
     assert modes == ['reduce-overhead'] and len(step_marks) == steps == 3
     forward = NormAct2d.forward
     monkeypatch.setattr(NormAct2d, 'forward', lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1])

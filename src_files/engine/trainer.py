@@ -282,8 +282,9 @@ def train(args, info, model, task, resume_state=None):
 
     if main:
         n_params = sum(p.numel() for p in raw.parameters())
+        epochs = f"{args.epochs} epoch" + ('s' if args.epochs != 1 else '')
         print(f"training {args.model_name} ({n_params / 1e6:.1f}M parameters) on {len(task.train_set)} images, "
-              f"{len(task.class_names)} classes, {args.epochs} epochs x {steps_per_epoch} steps, batch "
+              f"{len(task.class_names)} classes, {epochs} x {steps_per_epoch} steps, batch "
               f"{args.batch_size} x {info.world_size} process(es), device {device}, amp {amp}, "
               f"output {out_dir}", flush=True)
 
