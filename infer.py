@@ -23,7 +23,8 @@ def build_parser():
     parser.add_argument('--model-path', default='models_local/tresnet_l_COCO__448_90_0.pth',
                         help="checkpoint (a local file; nothing is downloaded)")
     parser.add_argument('--pic-path', default='pics/000000000885.jpg', help="an image, or a folder of images")
-    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)")
+    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)",
+                       from_checkpoint=True)
     parser.add_argument('--th', type=float, default=0.75, help="report classes whose probability exceeds this")
     parser.add_argument('--top-k', type=int, default=20, help="report at most this many classes per image")
     parser.add_argument('--batch-size', type=int, default=32, help="images per forward pass (folders)")

@@ -24,7 +24,8 @@ def build_parser():
     parser.add_argument('--data', default='data/coco',
                         help="COCO 2014 folder (annotations/instances_val2014.json, val2014/); with --zsl 1 the "
                              "NUS-WIDE zsl folder")
-    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)")
+    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)",
+                       from_checkpoint=True)
     parser.add_argument('--batch-size', type=int, default=48, help="images per forward pass")
     parser.add_argument('-j', '--workers', type=int, default=cli.default_workers(), help="data-loading processes")
     parser.add_argument('--thr', type=float, default=0.75, help="probability threshold of CP, CR, CF1, OP, OR, OF1")

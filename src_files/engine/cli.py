@@ -63,8 +63,11 @@ def fill_defaults(args, explicit, values, note=None):
 # Argument groups used by several scripts.
 
 def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups=-1, zsl=0,
-                   num_classes_help=None):
-    g = parser.add_argument_group('model')
+                   num_classes_help=None, from_checkpoint=False):
+    """The model flags. from_checkpoint=True (validate.py, infer.py): the help says that a checkpoint which
+    records a setting (a best.pth's 'meta', or the head's shapes) fills it in unless the flag is given."""
+    g = parser.add_argument_group('model' + (' (flags not given are read from the checkpoint where it records '
+                                             'them)' if from_checkpoint else ''))
     g.add_argument('--model-name', default=model_name,
                    help="backbone: tresnet_m, tresnet_l, tresnet_xl or a timm model name")
     g.add_argument('--num-classes', type=int, default=None,
