@@ -3,10 +3,8 @@
 Library code raises ``UserError`` for bad input (a missing folder, a corrupt image, a checkpoint of another
 model, ...). The top-level scripts catch it and print ``error: <message>`` as a single line and exit 1, so a
 user never sees a traceback for a mistake they can fix. Messages name the problem, the path where there is
-one, and what to do.
+one, and what to do. `why_torch_load_failed` words the usual reasons a checkpoint file cannot be read.
 """
-
-
 import os
 import zipfile
 
