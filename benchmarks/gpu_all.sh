@@ -5,7 +5,8 @@
 #   PART=explore bash benchmarks/gpu_all.sh   # instead: what main's changes give, then what to try next
 #   PART=all bash benchmarks/gpu_all.sh       # both, then train.py, 9605 classes, other modes, head, norm
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest; if TResNet-L training
-# or inference fails in main, the mode it was measured before that change is measured instead.
+# or inference fails in main, the mode it was measured before that change is measured instead. Main ends with
+# check_targets.py's verdict on the issue-4 targets: one line each, met or missed.
 set -u
 part=${PART:-main}
 case $part in main|explore|all) ;; *) echo "PART must be main, explore or all, not '$part'" >&2; exit 2 ;; esac
@@ -38,7 +39,8 @@ fallback() { echo "# that failed: measuring the fallback instead" | tee -a "$log
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 if [ "$part" = main ] || [ "$part" = all ]; then
-  # The issue-4 targets. Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and
+  echo "# == main: the issue-4 targets ==" | tee -a "$log"
+  # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and
   # inductor's raised store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS: 83.6 GB of Triton traffic per
   # TResNet-L step instead of 127.3, counted by inductor_traffic.py; run 5 without them: 2.59x, kernel-bound,
   # 13.79 GiB before the ReLU masks were handed on). Each mode prints a line when measured.
@@ -54,6 +56,8 @@ if [ "$part" = main ] || [ "$part" = all ]; then
   # TResNet-M and XL met their 2x (run 5: 2.60x, 2.93x)
   run bench_train.py $M --modes $mode "${prof[@]}" --profile-below 2
   run bench_train.py $XL --modes $mode "${prof[@]}" --profile-below 2
+  echo "# == main done after $SECONDS s ==" | tee -a "$log"
+  python check_targets.py "$log" | tee -a "$log"; echo | tee -a "$log"  # one line per target: met or missed
 fi
 if [ "$part" = explore ] || [ "$part" = all ]; then
   # What each change of main gives, measured against the same thing without it: inference without the autotuned

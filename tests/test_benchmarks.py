@@ -354,3 +354,51 @@ def test_inductor_traffic_counts_fewer_bytes_for_inference_with_gemm_autotuning(
             assert shapes == 3 and candidates > 10 * shapes, tuned.group(0)
     assert totals[True][1] < 0.5 * totals[False][1]  # only the 3x3 convolution left to cuDNN
     assert totals[True][2] < 0.8 * totals[False][2], totals
+
+
+def test_check_targets_reads_the_last_main_part_of_a_gpu_all_log(tmp_path, capsys):
+    """check_targets.py parses the tables that common.print_table writes: for each issue-4 target, the best fast
+    mode within the memory limit against the published mode of the same table, and main's time."""
+    sys.path.insert(0, str(BENCH))
+    from common import print_table
+
+    def table(task, model, size, batch, rows):
+        print_table(f'# {task} {model} {size}px, batch {batch}, 80 classes (-1 groups), NVIDIA H100, torch 2.11', {
+            mode: dict(images_per_s=rate, peak_gib=peak, first_step_s=first_step)
+            for mode, (rate, peak, first_step) in rows.items()})
+        print('# (10 s; 10 s since the script started; exit status 0)\n')
+
+    def main_part(l_rows, infer_rate, seconds):
+        print('# == main: the issue-4 targets ==')
+        table('train', 'tresnet_l', 448, 56, dict({'published': (300.0, 15.77, 3.0)}, **l_rows))
+        table('infer', 'tresnet_l', 448, 64,
+              {'published': (1500.0, 1.7, 1.0), 'fast+cudagraphs': (infer_rate, 1.9, 30.0)})
+        table('train', 'tresnet_m', 224, 128, {'published': (1000.0, 5.2, 1.6), 'fast+regional': (2600.0, 4.2, 73.0)})
+        table('train', 'tresnet_xl', 640, 16, {'published': (70.0, 13.1, 1.5), 'fast+regional': (205.0, 11.7, 64.0)})
+        if seconds is not None:
+            print(f'# == main done after {seconds} s ==')
+
+    def check(log_text):
+        path = tmp_path / 'gpu_all.log'
+        path.write_text(log_text)
+        out = subprocess.run([sys.executable, 'check_targets.py', str(path)], cwd=BENCH, capture_output=True,
+                             text=True, timeout=60)
+        lines = out.stdout.splitlines()
+        assert len(lines) == 6 and lines[0].startswith('# issue 4 targets'), out.stdout + out.stderr
+        return out.returncode, [line.split()[0] for line in lines[1:]], out.stdout
+
+    # An earlier run that met everything, then the run that counts: 3.2x only over 13 GiB, 2.9x within it.
+    main_part({'fast+regional': (960.0, 12.0, 90.0), 'fast+whole': (1000.0, 13.5, 150.0)}, 4000.0, 420)
+    earlier = capsys.readouterr().out
+    main_part({'fast+a': (870.0, 11.9, 90.0), 'fast+b': (960.0, 13.4, 150.0)}, 3600.0, 500)
+    code, verdicts, text = check(earlier + capsys.readouterr().out)
+    assert code == 1 and verdicts == ['MISSED', 'MISSED', 'met', 'met', 'MISSED'], text
+    assert 'fast+a 2.90x (at least 3x; 870.0 against 300.0 images/s), peak 11.90 GiB (at most 13)' in text
+    assert 'first step (compile) 90.0 s' in text and 'main under 8 minutes: 500 s' in text
+    # Every target met; then a run cut short before main ended: its training table alone, no time.
+    code, verdicts, _ = check(earlier)
+    assert code == 0 and verdicts == ['met'] * 5
+    print('# == main: the issue-4 targets ==')
+    table('train', 'tresnet_l', 448, 56, {'published': (300.0, 15.8, 3.0), 'fast': (950.0, 12.0, 90.0)})
+    code, verdicts, _ = check(earlier + capsys.readouterr().out)
+    assert code == 1 and verdicts == ['met', 'not', 'not', 'not', 'not']
