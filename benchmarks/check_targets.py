@@ -68,7 +68,8 @@ def verdicts(tables, main_seconds):
             continue
         fast = {mode: r for mode, r in rows.items() if mode != 'published'}
         allowed = {mode: r for mode, r in fast.items() if max_peak is None or r[2] <= max_peak}
-        mode, (rate, ratio, peak, first_step) = max((allowed or fast).items(), key=lambda item: item[1][1])
+        mode, (rate, _, peak, first_step) = max((allowed or fast).items(), key=lambda item: item[1][0])
+        ratio = rate / rows['published'][0]  # not the table's ratio: that is rounded to 2 decimals
         met = ratio >= at_least and (max_peak is None or peak <= max_peak)
         limit = f", peak {peak:.2f} GiB (at most {max_peak:g})" if max_peak is not None else f", peak {peak:.2f} GiB"
         out.append((met, f"{'met' if met else 'MISSED':13} {what}: {mode} {ratio:.2f}x (at least {at_least:g}x; "
