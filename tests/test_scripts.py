@@ -243,6 +243,7 @@ def test_bad_data_is_one_line(broken_coco, work, capfd):
     root = broken_coco('missing_image', remove_image)
     code, _, err = call_main(train, ['--data', root] + common, capfd)
     assert_user_error(code, err, 'train2014', 'not found')
+    assert not (work / 'bad_out').exists()  # a run that never started leaves no empty output folder
 
 
 def test_corrupt_jpeg_is_one_line(broken_coco, trained, capfd):

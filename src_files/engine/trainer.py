@@ -225,7 +225,7 @@ def train(args, info, model, task, resume_state=None):
     channels_last = cuda and args.channels_last
     if cuda:
         torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
-    out_dir = args.output_dir
+    out_dir = ckpt.prepare_output_dir(args.output_dir)  # only now: bad data or weights leave no empty folder
     latest_path = os.path.join(out_dir, ckpt.LATEST)
     best_path = os.path.join(out_dir, ckpt.BEST)
 
@@ -449,7 +449,7 @@ def reseed_for_init(seed, rank=0):
 
 
 def prepare(args, explicit, demo_defaults, demo_root_fn):
-    """Common start of the training scripts: --demo defaults, --resume merge, checks, output folder.
+    """Common start of the training scripts: --demo defaults, --resume merge, checks (train() makes the folder).
 
     Returns (resume_state, finished) where finished means that --resume found a completed run.
     """
@@ -466,6 +466,5 @@ def prepare(args, explicit, demo_defaults, demo_root_fn):
         msg = finished_message(args, state)
         if msg:
             return state, msg
-    ckpt.prepare_output_dir(args.output_dir)
     return state, None
 
