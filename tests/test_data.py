@@ -76,6 +76,27 @@ def test_coco_invalid_annotation_file(tmp_path, content):
         CocoDetection(images, ann_file)
 
 
+def test_coco_without_annotated_images_is_refused(tmp_path):
+    images, ann_file = write_coco(str(tmp_path))
+    with open(ann_file) as f:
+        dataset = json.load(f)
+    with open(ann_file, 'w') as f:
+        json.dump(dict(dataset, annotations=[]), f)  # like image_info_test2014.json: it would train on nothing
+    with pytest.raises(UserError, match='has no annotated image'):
+        CocoDetection(images, ann_file)
+
+
+def test_coco_annotation_file_with_a_byte_order_mark(tmp_path):
+    images, ann_file = write_coco(str(tmp_path))
+    expected = CocoDetection(images, ann_file)
+    with open(ann_file, encoding='utf-8') as f:
+        text = f.read()
+    with open(ann_file, 'w', encoding='utf-8-sig') as f:
+        f.write(text)
+    dataset = CocoDetection(images, ann_file)
+    assert dataset.class_names == expected.class_names and dataset.paths == expected.paths
+
+
 def test_coco_missing_images_named_and_counted(tmp_path):
     images, ann_file = write_coco(str(tmp_path), missing_images=('img11.jpg', 'img12.jpg', 'img13.jpg'))
     with pytest.raises(UserError, match=r'img11\.jpg \(2 of 3 images missing') as error:
@@ -103,7 +124,9 @@ def test_coco_corrupt_image_named_on_load(tmp_path):
 
 @pytest.mark.parametrize('text, expected', [
     ("['a', 'b c']", ['a', 'b c']), ('[a, b c]', ['a', 'b c']), ('["a", "b"]', ['a', 'b']), ('[]', []),
-    ("['a, b', 'c']", ['a, b', 'c']), ("[a, 'b']", ['a', 'b']), ('', []), ('  [a]  ', ['a'])])
+    ("['a, b', 'c']", ['a, b', 'c']), ("[a, 'b']", ['a', 'b']), ('', []), ('  [a]  ', ['a']),
+    ("['person' 'bicycle' 'car']", ['person', 'bicycle', 'car']),  # numpy's repr: not one name 'personbicyclecar'
+    ("['a' 'b'\n 'c']", ['a', 'b', 'c'])])
 def test_parse_label_list_bracketed(text, expected):
     assert parse_label_list(text) == expected
 
@@ -249,6 +272,31 @@ def test_nus_bad_rows(tmp_path):
         load_nus_wide_zsl(root, None, None)
 
 
+@pytest.mark.parametrize('header', ['image,labels,split\n', ''])
+def test_nus_unknown_split_is_named_not_dropped(tmp_path, header):
+    root = write_nus(str(tmp_path), header)
+    path = os.path.join(root, 'data.csv')
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text.replace('images/t2.jpg,"[\'dog\', \'car\']",train', 'images/t2.jpg,"[\'dog\', \'car\']",test'))
+    line = 3 + bool(header)
+    with pytest.raises(UserError, match=f"data.csv line {line}: split 'test' is not one of train, val"):
+        load_nus_wide_zsl(root, None, None)
+
+
+def test_nus_data_csv_with_a_byte_order_mark(tmp_path):
+    """pandas' to_csv(encoding='utf-8-sig') and Excel's "CSV UTF-8": a BOM before the index column's empty name."""
+    root = write_nus(str(tmp_path), ',image,labels,split\n', index_column=True)
+    expected = targets(load_nus_wide_zsl(root, None, None).train_set)
+    path = os.path.join(root, 'data.csv')
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    with open(path, 'w', encoding='utf-8-sig') as f:
+        f.write(text)
+    assert targets(load_nus_wide_zsl(root, None, None).train_set) == expected
+
+
 # ---------------------------------------------------------------- CSV list
 
 def write_csv(root, lines):
@@ -284,6 +332,33 @@ def test_csv_errors(tmp_path):
         MultiLabelCsv(path, class_names=['dog'])
     with pytest.raises(UserError, match='image folder not found'):
         MultiLabelCsv(path, root=str(tmp_path / 'nowhere'))
+    path = write_csv(str(tmp_path), ['a.jpg,dog,cat'])  # without a header: a third field is no label
+    with pytest.raises(UserError, match='line 1: 3 fields'):
+        MultiLabelCsv(path)
+    path = write_csv(str(tmp_path), ['image,labels', 'a.jpg,"dog,cat"'])
+    with pytest.raises(UserError, match="line 2: the label cell 'dog,cat' holds a comma"):
+        MultiLabelCsv(path)
+
+
+def test_csv_extra_columns_bom_and_pandas_index(tmp_path):
+    """A spreadsheet's extra column (padded with empty fields on other rows) is ignored under a header, a BOM
+    and a pandas index column are dropped, and a numpy-printed list cell gives its names."""
+    lines = [',image,labels,note', '0,a.jpg,dog;cat,', '1,b.jpg,"[\'bird\' \'cat\']",blurry', '2,sub/c.jpg,[dog, cat],']
+    path = write_csv(str(tmp_path), lines)
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    with open(path, 'w', encoding='utf-8-sig') as f:
+        f.write(text)
+    dataset = MultiLabelCsv(path)
+    assert dataset.class_names == ['bird', 'cat', 'dog']
+    assert [dataset.target(i).tolist() for i in range(3)] == [[0, 1, 1], [1, 1, 0], [0, 1, 1]]
+
+
+def test_csv_one_label_per_row_merges_an_images_rows(tmp_path):
+    path = write_csv(str(tmp_path), ['image,label', 'a.jpg,dog', 'b.jpg,cat', 'a.jpg,cat'])
+    dataset = MultiLabelCsv(path)
+    assert [os.path.basename(p) for p in dataset.paths] == ['a.jpg', 'b.jpg']
+    assert [dataset.target(i).tolist() for i in range(2)] == [[1, 1], [1, 0]]
 
 
 # ---------------------------------------------------------------- demo

@@ -18,7 +18,7 @@ _COCO_HINT = "expected the COCO 2014 layout: annotations/instances_{train,val}20
 def _load_coco(ann_file):
     """Read a COCO annotation file into a pycocotools index, raising UserError if it is not one."""
     try:
-        with open(ann_file, 'r', encoding='utf-8') as f:
+        with open(ann_file, 'r', encoding='utf-8-sig') as f:  # -sig: a BOM some editors add is dropped
             dataset = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"not a valid COCO annotation file: {ann_file} ({error}; re-download it)") from None
@@ -55,6 +55,8 @@ class CocoDetection(ImageList):
             raise UserError(f"not a valid COCO annotation file: {annFile} (annotations use category ids "
                             f"{unknown[:5]} that are not in 'categories'; re-download it)")
         self.ids = [image_id for image_id in self.coco.imgs if self.coco.imgToAnns.get(image_id)]
+        if not self.ids:  # e.g. image_info_test2014.json, which lists images without annotations
+            raise UserError(f"{annFile} has no annotated image; {_COCO_HINT}")
         paths = [os.path.join(root, self.coco.imgs[i]['file_name']) for i in self.ids]
         check_images_exist(paths, f"the image folder {root} does not match {annFile}")
         label_ids = [sorted({self.cat2cat[ann['category_id']] for ann in self.coco.imgToAnns[i]})

@@ -39,7 +39,7 @@ def read_data_csv(path):
             raise UserError(f"{path} is a torch file, not a CSV: {_SWAP_NOTE}")
     rows = []
     try:
-        with open(path, newline='', encoding='utf-8') as f:
+        with open(path, newline='', encoding='utf-8-sig') as f:  # -sig: a BOM (Excel, pandas utf-8-sig) is dropped
             reader = csv.reader(f)
             for row in reader:
                 if row:
@@ -47,23 +47,31 @@ def read_data_csv(path):
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"cannot parse {path} as CSV ({error}); {_SWAP_NOTE}") from None
     drop_index = False
-    if rows and rows[0][1][-1].strip().lower() not in SPLITS:  # a header line (pandas writes one)
-        drop_index = rows.pop(0)[1][0] == ''  # an unnamed first column is a pandas index
+    if rows and _is_header(rows[0][1]):  # pandas writes one
+        drop_index = rows.pop(0)[1][0].strip() == ''  # an unnamed first column is a pandas index
     entries = []
     for line, row in rows:
         row = row[1:] if drop_index else row
         if len(row) < 3:
             raise UserError(f"{path} line {line}: expected image path, label list, split; found {len(row)} fields")
+        split = row[-1].strip().lower()
+        if split not in SPLITS:  # dropping the row would shrink the data unseen
+            raise UserError(f"{path} line {line}: split '{row[-1].strip()}' is not one of {', '.join(SPLITS)}")
         # An unquoted `[a, b]` reaches us as several fields: everything between path and split is labels.
-        entries.append((row[0].strip(), parse_label_list(','.join(row[1:-1])), row[-1].strip().lower()))
+        entries.append((row[0].strip(), parse_label_list(','.join(row[1:-1])), split))
     return entries
+
+
+def _is_header(row):
+    """A first line of column names: its last field is no split, and its labels are no bracketed list."""
+    return row[-1].strip().lower() not in SPLITS and not (len(row) > 1 and row[1].strip().startswith('['))
 
 
 def read_benchmark(path):
     """(seen classes, unseen classes), each sorted, from benchmark_81_v0.json."""
     require_file(path, "NUS-WIDE benchmark file", "it lists the seen ('train class') and unseen ('test class') names")
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:
             split = json.load(f)
         seen, unseen = sorted(set(split['train class'])), sorted(set(split['test class']))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
