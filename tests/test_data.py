@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -9,6 +10,7 @@ from PIL import Image
 from src_files.data import (CocoDetection, MultiLabelCsv, coco_datasets, demo_coco_root, demo_nus_root,
                             load_nus_wide_zsl)
 from src_files.data import demo
+from src_files.data.files import load_rgb
 from src_files.data.labels import parse_label_list
 from src_files.errors import UserError
 
@@ -54,6 +56,17 @@ def test_coco_images_are_rgb(tmp_path):
     images, ann_file = write_coco(str(tmp_path))
     image, _ = CocoDetection(images, ann_file)[1]  # saved as greyscale
     assert image.mode == 'RGB'
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    """PIL's convert('RGB') clips a 16-bit PNG to almost white and a [0, 1] float TIFF to black."""
+    ramp = np.linspace(0, 1, 256).reshape(16, 16)
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / 'wide.png')
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / 'float.tiff')
+    for name in ('wide.png', 'float.tiff'):
+        pixels = np.asarray(load_rgb(str(tmp_path / name)), dtype=np.float64)
+        assert pixels.shape == (16, 16, 3)
+        np.testing.assert_allclose(pixels[..., 1], ramp * 255, atol=1, err_msg=name)
 
 
 def test_coco_missing_paths(tmp_path):

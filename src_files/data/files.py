@@ -1,6 +1,8 @@
 """File checks and image loading shared by the datasets: every failure becomes a one-line UserError."""
 import os
 
+import numpy as np
+
 from PIL import Image
 
 from src_files.errors import UserError
@@ -35,10 +37,23 @@ def check_images_exist(paths, hint):
         raise UserError(f"image file not found: {missing[0]} ({len(missing)} of {len(paths)} images missing; {hint})")
 
 
+def _to_8bit(image):
+    """A 16-bit or float grayscale image scaled to 8 bits: PIL's convert('RGB') would clip it to white."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith('I;16') or (image.mode == 'I' and values.max(initial=0) > 255):
+        values = values / 257  # 0..65535 to 0..255
+    elif image.mode == 'F' and values.max(initial=0) <= 1:
+        values = values * 255  # a [0, 1] float image
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))  # mode L
+
+
 def load_rgb(path):
     """Open an image as RGB, turning any decoding failure into a UserError naming the file."""
     try:
         with Image.open(path) as image:
+            if image.mode.startswith('I') or image.mode == 'F':
+                image.load()
+                return _to_8bit(image).convert('RGB')
             return image.convert('RGB')  # convert() forces the full decode, so truncated files fail here
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"cannot read image {path}: {error} (replace or remove the corrupt file)") from None
