@@ -107,8 +107,17 @@ def test_checkpoint_with_another_class_count(model):
 
 def test_wrong_head_size_is_named(model):
     other = create_model(model_name='tresnet_m', num_classes=6, decoder_embedding=128)
-    with pytest.raises(UserError, match='shape-mismatched keys: head.decoder'):
+    with pytest.raises(UserError, match='shape-mismatched keys: head.decoder.*saved with --decoder-embedding 128'):
         load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
+    other = create_model(model_name='tresnet_m', num_classes=6, num_of_groups=3, decoder_embedding=64)
+    with pytest.raises(UserError, match='saved with --num-of-groups 3\\)'):
+        load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
+
+
+def test_bad_head_flags_are_one_line():
+    for flags in (dict(num_of_groups=0), dict(decoder_embedding=300)):
+        with pytest.raises(UserError, match='--num-of-groups must be positive or -1'):
+            create_model(model_name='tresnet_m', num_classes=6, **flags)
 
 
 def test_tresnet_image_size_must_be_a_multiple_of_4():
@@ -128,6 +137,28 @@ def test_timm_backbones_with_the_head():
     assert _logits(vit, torch.rand(2, 3, 64, 64)).shape == (2, 5)
     plain = create_model(model_name='resnet18', num_classes=5, use_ml_decoder=0).eval()
     assert _logits(plain, torch.rand(1, 3, 64, 64)).shape == (1, 5)
+    nhwc = create_model(model_name='mambaout_femto', num_classes=5, decoder_embedding=64).eval()  # [N, H, W, C] maps
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out, maps = nhwc(x), nhwc.body.forward_features(x).permute(0, 3, 1, 2)
+        nhwc.head.input_fmt = 'NCHW'
+        torch.testing.assert_close(out, nhwc.head(maps))
+
+
+def test_a_timm_model_with_the_head_saved_bare_loads(tmp_path):
+    """add_ml_decoder_head on a timm model, saved as it is (keys conv1.*, fc.decoder.*, as the published helper
+    made them; also wrapped by torch.compile around DDP), loads into create_model's model with the same logits."""
+    timm = pytest.importorskip('timm')
+    from src_files.ml_decoder import add_ml_decoder_head
+    torch.manual_seed(0)
+    bare = perturbed(add_ml_decoder_head(timm.create_model('resnet18', num_classes=10), decoder_embedding=64)).eval()
+    for prefix in ('', '_orig_mod.module.'):
+        path = tmp_path / 'bare.pth'
+        torch.save({'model': {prefix + k: v for k, v in bare.state_dict().items()}}, path)
+        ours = create_model(model_name='resnet18', num_classes=10, decoder_embedding=64, model_path=str(path),
+                            load_head=True)
+        x = torch.rand(2, 3, 64, 64)
+        torch.testing.assert_close(_logits(ours, x), _logits(bare, x), rtol=0, atol=0)
 
 
 def test_a_checkpoint_of_another_tresnet_names_the_variant_it_holds(model):

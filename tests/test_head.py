@@ -49,7 +49,7 @@ def test_head_matches_explicit_math(num_classes, groups, embed, features, hw):
     head = randomize(MLDecoder(num_classes, groups, embed, initial_num_features=features)).double().eval()
     g = min(100 if groups < 0 else groups, num_classes)
     assert head.decoder.query_embed.weight.shape == (g, 768 if embed < 0 else embed)
-    assert head.decoder.duplicate_pooling.shape[2] == int(num_classes / g + 0.999)
+    assert head.decoder.duplicate_pooling.shape[2] == int(num_classes / g + 0.999)  # the published K
     x = torch.randn(3, features, *hw, dtype=torch.float64)
     ref = explicit_head(head, x)
     for impl in ('fast', 'published'):
@@ -186,6 +186,7 @@ def test_add_ml_decoder_head_on_resnet_style_and_head_style_models():
     ('resnet18', 'fc', {}),                                 # global_pool module + fc
     ('efficientnet_b0', 'classifier', {}),                  # global_pool module + classifier
     ('vit_tiny_patch16_224', 'head', {'img_size': 32}),     # global_pool is a string: '' keeps every token
+    ('mambaout_femto', 'head', {}),                         # features [N, H, W, C] (output_fmt 'NHWC')
 ])
 def test_add_ml_decoder_head_on_timm_models_sees_the_whole_feature_map(name, slot, kwargs):
     timm = pytest.importorskip('timm')
@@ -197,3 +198,31 @@ def test_add_ml_decoder_head_on_timm_models_sees_the_whole_feature_map(name, slo
     with torch.no_grad():
         features = model.forward_features(x)       # [N, C, H, W] or [N, L, C], unpooled
         torch.testing.assert_close(model(x), head(features))
+
+
+def test_more_than_1000_groups_still_cover_every_class():
+    """K = ceil(n / G): the published int(n / G + 0.999) gave K = 1 for 1002 classes in 1001 groups (1001 logits)."""
+    head = MLDecoder(1002, 1001, 64, initial_num_features=16).eval()
+    assert head.decoder.duplicate_pooling.shape == (1001, 64, 2)
+    with torch.no_grad():
+        assert head(torch.randn(1, 16, 2, 2)).shape == (1, 1002)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(num_of_groups=0), 'num_of_groups >= 1'),
+    (dict(decoder_embedding=300), 'multiple of its 8 attention heads'),  # torch's MultiheadAttention assert
+    (dict(input_fmt='NLC'), 'input_fmt'),
+])
+def test_bad_head_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MLDecoder(10, initial_num_features=16, **kwargs)
+
+
+def test_channels_last_feature_maps():
+    """input_fmt='NHWC' (timm's Swin, MambaOut): the same logits as the NCHW map."""
+    head = randomize(MLDecoder(12, 4, 64, initial_num_features=32)).eval()
+    nhwc = copy.deepcopy(head)
+    nhwc.input_fmt = 'NHWC'
+    x = torch.randn(2, 32, 3, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(x.permute(0, 2, 3, 1)), head(x))

@@ -28,31 +28,6 @@ def add_inference_speed_args(parser):
                         "fastest (longer compile; TResNet-L inference moves a third fewer bytes, see BENCHMARKS.md)")
 
 
-def _head_shape(state_dict):
-    """What the state dict says about the head: {'use_ml_decoder', 'num_classes', 'num_of_groups',
-    'decoder_embedding', 'zsl'} (only the fields it determines)."""
-    out = {}
-    for prefix in ('head.decoder.', 'fc.decoder.'):
-        if prefix + 'duplicate_pooling' in state_dict:
-            pool = state_dict[prefix + 'duplicate_pooling']
-            out['use_ml_decoder'] = 1
-            if pool.dim() == 2:  # zsl: [D, 1]
-                out['zsl'] = 1
-                out['decoder_embedding'] = int(pool.shape[0])
-            else:
-                out['zsl'] = 0
-                out['num_of_groups'] = int(pool.shape[0])
-                out['decoder_embedding'] = int(pool.shape[1])
-                out['num_classes'] = int(state_dict[prefix + 'duplicate_pooling_bias'].numel())
-            return out
-    for key in ('head.fc.weight', 'fc.weight', 'head.weight'):
-        if key in state_dict and state_dict[key].dim() == 2:
-            out['use_ml_decoder'] = 0
-            out['num_classes'] = int(state_dict[key].shape[0])
-            return out
-    return out
-
-
 def resolve_precision(precision, device):
     if precision == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
@@ -69,12 +44,13 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     """
     from src_files.ml_decoder.ml_decoder import set_head_impl
     from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
+    from src_files.models.factory import head_shape
 
     state_dict, extras = load_checkpoint(args.model_path)
     meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
     from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
     cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
-    shape = {k: v for k, v in _head_shape(state_dict).items() if hasattr(args, k)}
+    shape = {k: v for k, v in head_shape(state_dict).items() if hasattr(args, k)}
     filled = cli.fill_defaults(args, explicit, shape)
     if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
         print("head from the checkpoint: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)

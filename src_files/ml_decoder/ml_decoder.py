@@ -86,14 +86,27 @@ class _DecoderStack(nn.Module):
 
 
 class MLDecoder(nn.Module):
-    def __init__(self, num_classes, num_of_groups=-1, decoder_embedding=768, initial_num_features=2048, zsl=0):
+    """`input_fmt` says how a 4-d input is laid out: 'NCHW' (CNN feature maps) or 'NHWC' (e.g. timm's Swin);
+    3-d inputs are tokens [N, L, C]."""
+
+    def __init__(self, num_classes, num_of_groups=-1, decoder_embedding=768, initial_num_features=2048, zsl=0,
+                 input_fmt='NCHW'):
         super().__init__()
         num_groups = 100 if num_of_groups < 0 else num_of_groups
         num_groups = min(num_groups, num_classes)
         embed_dim = 768 if decoder_embedding < 0 else decoder_embedding
+        if num_classes < 1 or num_groups < 1:
+            raise ValueError(f'MLDecoder needs num_classes >= 1 and num_of_groups >= 1 (or -1 for 100), got '
+                             f'{num_classes} and {num_of_groups}')
+        if embed_dim % 8:
+            raise ValueError(f'MLDecoder: decoder_embedding must be a multiple of its 8 attention heads, got '
+                             f'{decoder_embedding}')
+        if input_fmt not in ('NCHW', 'NHWC'):
+            raise ValueError(f"MLDecoder: input_fmt must be 'NCHW' or 'NHWC', got {input_fmt!r}")
         self.num_classes = num_classes
         self.num_groups = num_groups
         self.zsl = bool(zsl)
+        self.input_fmt = input_fmt
         self.impl = 'fast'
 
         decoder = _DecoderStack(TransformerDecoderLayerOptimal(embed_dim, nhead=8, dim_feedforward=2048,
@@ -111,7 +124,8 @@ class MLDecoder(nn.Module):
         else:
             decoder.query_embed = nn.Embedding(num_groups, embed_dim)
             decoder.query_embed.requires_grad_(False)  # the published queries are fixed, not learned
-            self.duplicate_factor = int(num_classes / num_groups + 0.999)
+            self.duplicate_factor = -(-num_classes // num_groups)  # ceil; published int(n / G + 0.999) fell
+            # short when G > 1000 and n / G was just over an integer (equal wherever that worked)
             decoder.duplicate_pooling = nn.Parameter(torch.empty(num_groups, embed_dim, self.duplicate_factor))
             decoder.duplicate_pooling_bias = nn.Parameter(torch.empty(num_classes))
         nn.init.xavier_normal_(decoder.duplicate_pooling)
@@ -145,7 +159,9 @@ class MLDecoder(nn.Module):
         return out + self.decoder.duplicate_pooling_bias.to(out.dtype)
 
     def forward(self, x):
-        tokens = x.flatten(2).transpose(1, 2) if x.dim() == 4 else x  # [N, C, H, W] -> [N, HW, C]
+        if x.dim() == 4:  # [N, C, H, W] (or [N, H, W, C]) -> tokens [N, HW, C]
+            x = x.flatten(1, 2) if self.input_fmt == 'NHWC' else x.flatten(2).transpose(1, 2)
+        tokens = x
         memory = F.relu(self.decoder.embed_standart(tokens))
         queries = self._queries()
         layer = self.decoder.layers[0]
@@ -190,6 +206,11 @@ def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
     return model
 
 
+def feature_format(model):
+    """'NHWC' for models whose feature maps are channels-last tensors (timm's `output_fmt`, e.g. Swin), else 'NCHW'."""
+    return 'NHWC' if getattr(model, 'output_fmt', 'NCHW') == 'NHWC' else 'NCHW'
+
+
 def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0):
     """Replace a model's classifier by an ML-Decoder, as the published helper did, for timm-style models.
 
@@ -208,7 +229,7 @@ def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embeddi
     if num_classes == -1:
         num_classes = model.num_classes
     head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
-                     initial_num_features=model.num_features, zsl=zsl)
+                     initial_num_features=model.num_features, zsl=zsl, input_fmt=feature_format(model))
     if isinstance(getattr(model, 'global_pool', None), str):
         model.global_pool = ''
     elif hasattr(model, 'global_pool'):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError, why_torch_load_failed
-from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head
+from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head, feature_format
 from .tresnet import TRESNET_LAYERS, tresnet_l, tresnet_m, tresnet_xl
 
 TRESNETS = {'tresnet_m': tresnet_m, 'tresnet_l': tresnet_l, 'tresnet_xl': tresnet_xl}
@@ -16,7 +16,7 @@ DEFAULTS = dict(model_name='tresnet_l', num_classes=80, use_ml_decoder=1, num_of
 
 
 class TimmWithMLDecoder(nn.Module):
-    """Any timm backbone (features [N, C, H, W] or tokens [N, L, C]) followed by an ML-Decoder head."""
+    """Any timm backbone (features [N, C, H, W], [N, H, W, C] or tokens [N, L, C]) followed by an ML-Decoder head."""
 
     def __init__(self, body: nn.Module, head: MLDecoder):
         super().__init__()
@@ -58,6 +58,9 @@ def create_model(args=None, load_head=False, **kwargs):
     name = cfg.model_name.lower()
     num_classes = int(cfg.num_classes)
 
+    if cfg.use_ml_decoder and (cfg.num_of_groups == 0 or max(cfg.decoder_embedding, 0) % 8):  # (MLDecoder's checks)
+        raise UserError(f'--num-of-groups must be positive or -1 (100 groups), and --decoder-embedding a multiple '
+                        f'of the 8 attention heads; got {cfg.num_of_groups} and {cfg.decoder_embedding}')
     if name in TRESNETS:
         if cfg.image_size and cfg.image_size % 4:
             raise UserError(f'image size must be a multiple of 4 for TResNet (its stem folds 4x4 pixel blocks into '
@@ -69,7 +72,7 @@ def create_model(args=None, load_head=False, **kwargs):
     elif cfg.use_ml_decoder:
         body = _timm_backbone(name, cfg.image_size, num_classes=0, global_pool='')
         head = MLDecoder(num_classes, num_of_groups=cfg.num_of_groups, decoder_embedding=cfg.decoder_embedding,
-                         initial_num_features=body.num_features, zsl=cfg.zsl)
+                         initial_num_features=body.num_features, zsl=cfg.zsl, input_fmt=feature_format(body))
         model = TimmWithMLDecoder(body, head)
     else:
         model = _timm_backbone(name, cfg.image_size, num_classes=num_classes)
@@ -117,9 +120,8 @@ def _strip_wrappers(state_dict):
     """Drop the key prefixes that DistributedDataParallel ('module.') and torch.compile ('_orig_mod.') add."""
     out = {}
     for k, v in state_dict.items():
-        for prefix in ('module.', '_orig_mod.'):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
+        while k.startswith(('module.', '_orig_mod.')):  # both, in either order: torch.compile(DDP(model))
+            k = k.split('.', 1)[1]
         out[k] = v
     return out
 
@@ -141,6 +143,54 @@ def guess_tresnet(state_dict):
     return next((name for name, layers in TRESNET_LAYERS.items() if tuple(layers) == tuple(blocks)), None)
 
 
+def _as_body_and_head(state_dict, own):
+    """Keys of a bare timm model (`conv1.*`, and `fc.decoder.*` if add_ml_decoder_head gave it an ML-Decoder) ->
+    TimmWithMLDecoder's `body.*` and `head.*`."""
+    out = {}
+    for k, v in state_dict.items():
+        slot, _, rest = k.partition('.')
+        is_ml_decoder = slot in ('fc', 'classifier', 'head') and rest.startswith(('decoder.', 'wordvec_proj.'))
+        out['head.' + rest if is_ml_decoder and 'head.' + rest in own else 'body.' + k] = v
+    return out
+
+
+def head_shape(state_dict):
+    """What the state dict says about the head: {'use_ml_decoder', 'num_classes', 'num_of_groups',
+    'decoder_embedding', 'zsl'} (only the fields it determines)."""
+    out = {}
+    for prefix in ('head.decoder.', 'fc.decoder.'):
+        if prefix + 'duplicate_pooling' in state_dict:
+            pool = state_dict[prefix + 'duplicate_pooling']
+            out['use_ml_decoder'] = 1
+            if pool.dim() == 2:  # zsl: [D, 1]
+                out['zsl'] = 1
+                out['decoder_embedding'] = int(pool.shape[0])
+            else:
+                out['zsl'] = 0
+                out['num_of_groups'] = int(pool.shape[0])
+                out['decoder_embedding'] = int(pool.shape[1])
+                out['num_classes'] = int(state_dict[prefix + 'duplicate_pooling_bias'].numel())
+            return out
+    for key in ('head.fc.weight', 'fc.weight', 'head.weight'):
+        if key in state_dict and state_dict[key].dim() == 2:
+            out['use_ml_decoder'] = 0
+            out['num_classes'] = int(state_dict[key].shape[0])
+            return out
+    return out
+
+
+def _mismatch_hint(state_dict, own, model_name):
+    """What to change when a checkpoint does not fit: the model name, or the head flags it was saved with."""
+    guess = guess_tresnet(state_dict)
+    if guess and guess != model_name:
+        return f'it holds {guess} weights: use --model-name {guess}'
+    theirs, ours = head_shape(state_dict), head_shape(own)
+    differ = {k: v for k, v in theirs.items() if k in ours and ours[k] != v and k != 'num_classes'}
+    if differ:
+        return 'its head was saved with ' + ' '.join(f"--{k.replace('_', '-')} {v}" for k, v in differ.items())
+    return 'is it a checkpoint of another model? check --model-name and the head flags'
+
+
 def load_model_weights(model, state_dict, strict=True, model_name=''):
     """Load `state_dict` into `model`; on any mismatch raise a UserError naming the keys and the model expected.
 
@@ -150,8 +200,8 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
     """
     what = model_name or type(model).__name__
     own = model.state_dict()
-    if not any(k in own for k in state_dict) and any('body.' + k in own for k in state_dict):
-        state_dict = {'body.' + k: v for k, v in state_dict.items()}  # a bare timm backbone checkpoint
+    if not any(k.startswith('body.') for k in state_dict) and any('body.' + k in own for k in state_dict):
+        state_dict = _as_body_and_head(state_dict, own)  # a timm model saved as it is
 
     theirs_classes, our_classes = _class_count(state_dict), getattr(model, 'num_classes', None)
     if strict and theirs_classes and our_classes and theirs_classes != our_classes and \
@@ -182,9 +232,7 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
             if keys:
                 shown = ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
                 parts.append(f'{len(keys)} {label} keys: {shown}')
-        guess = guess_tresnet(state_dict)
-        hint = (f'it holds {guess} weights: use --model-name {guess}' if guess and guess != model_name else
-                'is it a checkpoint of another model? check --model-name and the head flags')
+        hint = _mismatch_hint(state_dict, own, model_name)
         raise UserError(f'checkpoint does not fit {what}: ' + '; '.join(parts) + f' ({hint})')
     result = model.load_state_dict(to_load, strict=False)
     return result
