@@ -52,6 +52,9 @@ def main(argv=None):
     n_seen = len(nus.seen_classes)
     if args.num_classes is None:
         args.num_classes = n_seen
+    elif args.num_classes != n_seen:
+        raise UserError(f"--num-classes {args.num_classes} does not match the {n_seen} seen classes of {args.data} "
+                        f"(leave it out: it is read from benchmark_81_v0.json)")
     if args.num_of_groups is None:
         args.num_of_groups = n_seen
 

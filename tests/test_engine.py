@@ -188,11 +188,86 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
 @pytest.mark.parametrize('key,value,flag', [('lr', 0.0, '--lr must be positive'),
                                             ('workers', -1, '--workers must be 0 or more'),
                                             ('stop_after', -1, '--stop-after must be 0 or more'),
-                                            ('ema_decay', 1.0, r'--ema-decay must be in \[0, 1\)')])
+                                            ('ema_decay', 1.0, r'--ema-decay must be in \[0, 1\)'),
+                                            ('lr', float('inf'), '--lr must be finite'),
+                                            ('weight_decay', -1e-4, '--weight-decay 0 or more'),
+                                            ('seed', -1, r'--seed must be in \[0, 2\*\*32\)'),
+                                            ('seed', 2 ** 32, r'--seed must be in')])
 def test_check_train_args_names_the_bad_flag(key, value, flag):
     from argparse import Namespace
     from src_files.engine.trainer import check_train_args
-    good = dict(lr=1e-4, batch_size=8, epochs=2, image_size=64, workers=0, stop_after=0, ema_decay=0.9997)
+    good = dict(lr=1e-4, batch_size=8, epochs=2, image_size=64, workers=0, stop_after=0, ema_decay=0.9997,
+                weight_decay=1e-4, seed=0)
     check_train_args(Namespace(**good))
     with pytest.raises(UserError, match=flag):
         check_train_args(Namespace(**dict(good, **{key: value})))
+
+
+class _RandomDraws(torch.utils.data.Dataset):
+    """Each sample is what the three RNGs an augmentation may use give (torchvision: torch; Cutout: random/numpy)."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, index):
+        import random
+        return torch.tensor([torch.rand(1).item(), random.random(), np.random.rand()], dtype=torch.float64)
+
+
+def _draws(dataset, workers, order):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, sampler=order, num_workers=workers)
+    return {i: sample for i, sample in zip(order, torch.cat(list(loader)))}
+
+
+def test_seeded_samples_draw_the_same_augmentation_whatever_the_workers_and_order():
+    """A resumed run may load with another --workers (another machine): each sample's draws come from (seed,
+    epoch, index) alone, and the training process's own RNGs are left where they were."""
+    import random
+    from src_files.engine.seeded_samples import SeededSamples
+    samples = SeededSamples(_RandomDraws(), seed=3)
+    order = list(range(12))
+    reference = _draws(samples, 0, order)
+    for workers, shuffled in ((2, order), (0, order[::-1]), (1, order[5:] + order[:5])):
+        draws = _draws(samples, workers, shuffled)
+        assert all(torch.equal(draws[i], reference[i]) for i in order), (workers, shuffled)
+    assert len({tuple(v.tolist()) for v in reference.values()}) == 12  # every sample draws differently
+    samples.set_epoch(1)
+    assert not torch.equal(_draws(samples, 0, order)[0], reference[0])  # and every epoch
+    torch.manual_seed(7), random.seed(7), np.random.seed(7)
+    samples[0]
+    after_a_sample = (torch.rand(1).item(), random.random(), np.random.rand())
+    torch.manual_seed(7), random.seed(7), np.random.seed(7)
+    assert after_a_sample == (torch.rand(1).item(), random.random(), np.random.rand())
+
+
+def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
+    from src_files.engine.trainer import refuse_to_overwrite
+    refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet
+    (tmp_path / 'run').mkdir()
+    refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
+    (tmp_path / 'run' / ckpt.LATEST).write_bytes(b'x')
+    with pytest.raises(UserError, match='already holds a run .* continue it with --resume'):
+        refuse_to_overwrite(str(tmp_path / 'run'))
+
+
+def test_resume_takes_the_runs_settings_unless_given_again(tmp_path):
+    """--amp is the run's too: a run started with the published fp16 + loss scaling must not resume in bf16."""
+    from argparse import Namespace
+    from src_files.engine.trainer import resolve_resume
+    saved = dict(amp='fp16', lr=1e-3, data='/data/coco', workers=8)
+    ckpt.atomic_save({'model': {}, 'ema': {}, 'optimizer': {}, 'scheduler': {}, 'epoch': 1, 'args': saved},
+                     str(tmp_path / ckpt.LATEST))
+    args = Namespace(resume='', output_dir=str(tmp_path), amp='auto', lr=1e-4, data='data/coco', workers=2)
+    resolve_resume(args, explicit={'resume', 'output_dir'})
+    assert (args.amp, args.lr, args.data) == ('fp16', 1e-3, '/data/coco')
+    assert args.workers == 2  # this machine's; the augmentation does not depend on it (SeededSamples)
+    args = Namespace(resume='', output_dir=str(tmp_path), amp='bf16', lr=1e-4, data='data/coco', workers=2)
+    resolve_resume(args, explicit={'resume', 'output_dir', 'amp'})
+    assert args.amp == 'bf16'
+
+
+def test_fp16_training_on_a_cpu_gets_a_note(capsys):
+    from src_files.engine.trainer import resolve_amp
+    assert resolve_amp('fp16', torch.device('cpu'), warn=True) == 'fp16'
+    assert 'very slow' in capsys.readouterr().out
+    assert resolve_amp('auto', torch.device('cpu'), warn=True) == 'off' and capsys.readouterr().out == ''

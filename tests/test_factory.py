@@ -123,6 +123,10 @@ def test_bad_head_flags_are_one_line():
 def test_tresnet_image_size_must_be_a_multiple_of_4():
     with pytest.raises(UserError, match='multiple of 4'):
         create_model(model_name='tresnet_m', num_classes=3, image_size=226)
+    with pytest.raises(UserError, match='at least 20'):  # (16 px: a reflect-padding error deep in the model)
+        create_model(model_name='tresnet_m', num_classes=3, image_size=16)
+    assert create_model(model_name='tresnet_m', num_classes=3, image_size=20).eval()(torch.rand(1, 3, 20, 20)).shape \
+        == (1, 3)
 
 
 def test_unknown_model_name():

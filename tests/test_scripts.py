@@ -158,7 +158,8 @@ def test_resume_continues_exactly(trained, coco, work):
     code, stdout, stderr = run_script('train.py', args + ['--stop-after', 1], work)
     assert code == 0, stderr
     assert torch.load(resumed / 'latest.pth', weights_only=True)['epoch'] == 1
-    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed, '--workers', 0], work)
+    # Resumed with data-loading processes (the straight run had none): the augmentation draws are the same.
+    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed, '--workers', 2], work)
     assert code == 0, stderr
     assert 'resuming' in stdout and 'epoch 2/2' in stdout and 'epoch 1/2' not in stdout
     a = torch.load(out / 'latest.pth', weights_only=True)
@@ -215,6 +216,15 @@ def test_train_zsl_nus_one_epoch(nus, work, capfd):
     code, _, err = call_main(train_zsl_nus, ['--data', broken, '--epochs', 1, '--output-dir', work / 'zsl_bad']
                              + SMALL, capfd)
     assert_user_error(code, err, 'wordvec_array.pth', '300')
+    # A class count other than the benchmark's seen classes (it would only mislabel best.pth's metadata).
+    code, _, err = call_main(train_zsl_nus, ['--data', nus, '--epochs', 1, '--output-dir', work / 'zsl_bad',
+                                             '--num-classes', 5] + SMALL, capfd)
+    assert_user_error(code, err, '--num-classes 5 does not match the')
+    # A new run in the folder of a finished one, without --resume: refused, the finished run kept.
+    best = (out / 'best.pth').read_bytes()
+    code, _, err = call_main(train_zsl_nus, ['--data', nus, '--epochs', 1, '--output-dir', out] + SMALL, capfd)
+    assert_user_error(code, err, 'already holds a run', '--resume')
+    assert (out / 'best.pth').read_bytes() == best
 
 
 @pytest.fixture(scope='module')

@@ -84,8 +84,10 @@ def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups
 
 
 def add_speed_args(parser, training=True):
-    """Fast-path switches (SPEC/issue 4). They only act on CUDA; on CPU they change nothing."""
-    g = parser.add_argument_group('speed (CUDA only; each part can be switched off)')
+    """Fast-path switches (SPEC/issue 4). Channels-last, fused Adam, cuDNN autotuning and CUDA graphs act only on
+    CUDA; --head-impl, --lowmem and --compile act on CPUs too (the same code runs there)."""
+    g = parser.add_argument_group('speed (each part can be switched off; channels-last, fused Adam and cuDNN '
+                                  'autotuning act only on CUDA)')
     g.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
                    help="channels-last memory format for the model and its inputs")
     g.add_argument('--head-impl', choices=('fast', 'published'), default='fast',

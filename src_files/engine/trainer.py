@@ -5,11 +5,13 @@ ASL(gamma_neg=4, gamma_pos=0, clip=0.05), mixed precision (fp16 + loss scaling a
 EMA of the weights (0.9997); after every epoch the model and its EMA are validated, `latest.pth` is written
 and `best.pth` when the better of the two beats the best so far.
 
-Determinism: the data order comes from DistributedSampler(seed).set_epoch(epoch) and every global RNG is
-reseeded from (seed, epoch, rank) at the start of each epoch, so a resumed run sees exactly the randomness
-the uninterrupted run would have seen (with --workers 0, also the augmentation draws).
+Determinism: the data order comes from DistributedSampler(seed).set_epoch(epoch), each image's augmentation
+from (seed, epoch, image index) (SeededSamples), and every global RNG is reseeded from (seed, epoch, rank) at
+the start of each epoch, so a resumed run sees exactly the randomness the uninterrupted run would have seen,
+whatever --workers it uses.
 """
 import argparse
+import math
 import os
 import random
 import time
@@ -26,6 +28,7 @@ from src_files.engine import checkpoint as ckpt
 from src_files.engine import cli, distributed
 from src_files.engine.evaluation import autocast
 from src_files.engine.plots import plot_history, write_metrics_csv
+from src_files.engine.seeded_samples import SeededSamples
 from src_files.errors import UserError
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
@@ -38,7 +41,7 @@ from src_files.models.tresnet import set_memory_efficient
 # the STRUCTURAL ones (the result would not be the run that was started).
 STRUCTURAL_KEYS = ('model_name', 'num_classes', 'use_ml_decoder', 'num_of_groups', 'decoder_embedding', 'zsl',
                    'image_size', 'epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug')
-RUN_KEYS = STRUCTURAL_KEYS + ('data', 'model_path', 'demo')
+RUN_KEYS = STRUCTURAL_KEYS + ('data', 'model_path', 'demo', 'amp')
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'off': None}
 
@@ -99,6 +102,10 @@ def check_train_args(args):
             raise UserError(f"--{key.replace('_', '-')} must be 0 or more, got {getattr(args, key)}")
     if not 0 <= args.ema_decay < 1:
         raise UserError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
+    if not math.isfinite(args.lr) or not 0 <= args.weight_decay < math.inf:
+        raise UserError(f"--lr must be finite and --weight-decay 0 or more, got {args.lr} and {args.weight_decay}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise UserError(f"--seed must be in [0, 2**32), got {args.seed}")
 
 
 def resolve_resume(args, explicit):
@@ -128,13 +135,16 @@ def resolve_resume(args, explicit):
     return state
 
 
-def resolve_amp(amp, device):
+def resolve_amp(amp, device, warn=False):
     if amp == 'auto':
         if device.type != 'cuda':
             return 'off'
         return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
     if amp == 'bf16' and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
         raise UserError("--amp bf16: this GPU does not support bfloat16; use --amp fp16")
+    if amp == 'fp16' and device.type == 'cpu' and warn:
+        print("note: --amp fp16 on a CPU is very slow (TResNet steps about 90x slower than fp32); --amp bf16 or off "
+              "is faster there", flush=True)
     return amp
 
 
@@ -220,7 +230,7 @@ def train(args, info, model, task, resume_state=None):
     device = info.device
     cuda = device.type == 'cuda'
     main = info.is_main
-    amp = resolve_amp(args.amp, device)
+    amp = resolve_amp(args.amp, device, warn=info.is_main)
     amp_dtype = AMP_DTYPES[amp]
     channels_last = cuda and args.channels_last
     if cuda:
@@ -245,7 +255,8 @@ def train(args, info, model, task, resume_state=None):
     sampler = DistributedSampler(task.train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
                                  seed=args.seed, drop_last=False)
     loader_gen = torch.Generator()
-    loader = DataLoader(task.train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+    train_samples = SeededSamples(task.train_set, args.seed)
+    loader = DataLoader(train_samples, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
                         pin_memory=cuda, drop_last=False, generator=loader_gen, persistent_workers=False)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
@@ -293,6 +304,7 @@ def train(args, info, model, task, resume_state=None):
     for epoch in range(start_epoch, args.epochs):
         _seed_everything(distributed.seed_for(args.seed, epoch, info.rank))
         sampler.set_epoch(epoch)
+        train_samples.set_epoch(epoch)
         loader_gen.manual_seed(distributed.seed_for(args.seed, epoch, info.rank) + 1)
         train_model.train()
         t0 = time.time()
@@ -466,5 +478,16 @@ def prepare(args, explicit, demo_defaults, demo_root_fn):
         msg = finished_message(args, state)
         if msg:
             return state, msg
+    else:
+        refuse_to_overwrite(args.output_dir)
     return state, None
+
+
+def refuse_to_overwrite(output_dir):
+    """A new run would overwrite the run already in `output_dir` (--resume forgotten, or a shared default folder)."""
+    latest = os.path.join(output_dir, ckpt.LATEST)
+    if os.path.isfile(latest) or os.path.isfile(os.path.join(output_dir, ckpt.BEST)):
+        raise UserError(f"{output_dir} already holds a run ({ckpt.LATEST} / {ckpt.BEST}): continue it with --resume "
+                        f"--output-dir {output_dir}, or start the new run in another --output-dir (or delete that "
+                        f"folder)")
 

@@ -1,0 +1,40 @@
+"""Per-sample augmentation seeds, so that a resumed run augments exactly as the uninterrupted run would have."""
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class SeededSamples(Dataset):
+    """`dataset`, whose sample `index` in epoch `epoch` draws its random augmentation from (seed, epoch, index).
+
+    Without this the draws come from each data-loading process's RNG, and so depend on --workers (and on which
+    process loads which batch): resuming with another worker count, or on a machine with more cores, would
+    augment differently. The caller's RNG states are put back after each sample (with --workers 0 the samples
+    are drawn in the training process, whose RNGs also drive dropout).
+    """
+
+    def __init__(self, dataset, seed):
+        self.dataset = dataset
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch  # (data-loading processes are started anew each epoch, with this value)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, np.uint64)[0])
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only: the transforms draw from it
+            random.seed(sample_seed)
+            np.random.seed(sample_seed % 2 ** 32)
+            torch.default_generator.manual_seed(sample_seed)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
