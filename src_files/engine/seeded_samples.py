@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 
 class SeededSamples(Dataset):
@@ -27,14 +27,20 @@ class SeededSamples(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, np.uint64)[0])
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):  # the CPU generator only: the transforms draw from it
-            random.seed(sample_seed)
-            np.random.seed(sample_seed % 2 ** 32)
-            torch.default_generator.manual_seed(sample_seed)
+        if get_worker_info() is not None:  # a data-loading process: nothing else draws from its RNGs
+            self._seed(index)
+            return self.dataset[index]
+        python_state, numpy_state = random.getstate(), np.random.get_state()  # (numpy's: about 0.1 ms)
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only: transforms draw from it
             try:
+                self._seed(index)
                 return self.dataset[index]
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
+
+    def _seed(self, index):
+        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, np.uint64)[0])
+        random.seed(sample_seed)  # (our augmentations draw from `random` only; other transforms may use the others)
+        np.random.seed(sample_seed % 2 ** 32)
+        torch.default_generator.manual_seed(sample_seed)

@@ -1,7 +1,8 @@
 """Train/val image transforms of the published recipes (SPEC section 6).
 
-All randomness comes from python's ``random`` module, so a run that saves and restores its RNG states resumes
-with the same augmentations (DataLoader workers seed ``random`` per worker). Images are processed as RGB:
+All randomness comes from python's ``random`` module, which the trainer seeds per image from (seed, epoch,
+index) (src_files/engine/seeded_samples.py), so a resumed run augments as the uninterrupted one. Images are
+processed as RGB:
 other modes are converted first, as the published loaders did with ``.convert('RGB')``.
 """
 import random
