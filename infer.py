@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from src_files.engine import cli, distributed
-from src_files.engine.inference import add_inference_speed_args, load_model, maybe_compile
+from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
@@ -55,11 +55,15 @@ def save_paths(paths, is_folder, save_path):
         if is_folder and not os.path.isdir(save_path) and save_path.lower().endswith(IMAGE_EXTENSIONS):
             raise UserError(f"--save-path {save_path} names an image file but --pic-path is a folder: give a folder "
                             f"for the labelled copies, e.g. --save-path labelled/")
-        os.makedirs(save_path, exist_ok=True)
-        return [os.path.join(save_path, os.path.basename(p)) for p in paths]
-    folder = os.path.dirname(os.path.abspath(save_path))
-    os.makedirs(folder, exist_ok=True)
-    return [save_path]
+        outputs = [os.path.join(save_path, os.path.basename(p)) for p in paths]
+    else:
+        outputs = [save_path]
+    for path, out in zip(paths, outputs):
+        if os.path.realpath(path) == os.path.realpath(out):
+            raise UserError(f"--save-path would overwrite the input image {path} with its labelled copy: give "
+                            f"another file or folder")
+    os.makedirs(os.path.dirname(os.path.abspath(outputs[0])), exist_ok=True)
+    return outputs
 
 
 def draw_labels(image, labels, path):
@@ -106,26 +110,29 @@ def main(argv=None):
     names = np.array(class_names, dtype=object)
     written, skipped = [], 0
     for start in range(0, len(paths), args.batch_size):
-        chunk, images, chunk_outputs = [], [], []
+        chunk, inputs, originals, chunk_outputs = [], [], [], []
         for path, out in zip(paths[start:start + args.batch_size], outputs[start:start + args.batch_size]):
             try:
-                images.append(load_rgb(path))
+                image = load_rgb(path)
             except UserError as error:
                 if not is_folder:
                     raise
                 print(f"skipped: {error}", flush=True)  # one bad file does not stop a folder
                 skipped += 1
                 continue
+            inputs.append(transform(image))
+            originals.append(image if out else None)  # full-size images are kept only to draw on
             chunk.append(path)
             chunk_outputs.append(out)
         if not chunk:
             continue
-        batch = torch.stack([transform(im) for im in images]).to(device=device, dtype=dtype)
+        batch = torch.stack(inputs).to(device=device, dtype=dtype)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             probs = torch.sigmoid(model(batch).float()).cpu().numpy()
-        for path, image, prob, out in zip(chunk, images, probs, chunk_outputs):
+        check_finite(probs, dtype)
+        for path, image, prob, out in zip(chunk, originals, probs, chunk_outputs):
             order = np.argsort(-prob, kind='stable')[:args.top_k]
             keep = order[prob[order] > args.th]
             labels = [(str(names[i]), float(prob[i])) for i in keep]

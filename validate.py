@@ -13,7 +13,7 @@ import time
 
 from src_files.engine import cli, distributed
 from src_files.engine.evaluation import multilabel_metrics, predict
-from src_files.engine.inference import add_inference_speed_args, load_model, maybe_compile
+from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.errors import UserError
 
 
@@ -53,6 +53,9 @@ def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     if args.batch_size <= 0 or args.workers < 0:
         raise UserError("--batch-size must be positive and --workers 0 or more")
+    if args.json:  # find an unwritable path before the run, not after it
+        from src_files.engine.checkpoint import prepare_output_dir
+        prepare_output_dir(os.path.dirname(os.path.abspath(args.json)), flag='--json path')
     info = distributed.setup(args.device)
     model, class_names, dtype, channels_last = load_model(args, explicit, info.device)
     if args.demo and 'data' not in explicit:
@@ -67,7 +70,8 @@ def main(argv=None):
         from src_files.engine.zsl import evaluate_zsl
         nus = load_nus_wide_zsl(args.data, transform, transform)
         results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
-                               channels_last=channels_last, restore_train=False)
+                               channels_last=channels_last, restore_train=False,
+                               check_scores=lambda scores: check_finite(scores, dtype))
         n_images = len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
         unit = 'image views (ZSL + GZSL)'
         if info.is_main:
@@ -87,6 +91,7 @@ def main(argv=None):
         warn_if_class_order_differs(class_names, val_set.class_names, args.model_path, args.data, info.is_main)
         scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
                                   channels_last=channels_last)
+        check_finite(scores, dtype)
         results = multilabel_metrics(scores, targets, args.thr)
         n_images = len(scores)  # gathered from every process: each image once
         unit = 'images'
@@ -102,8 +107,6 @@ def main(argv=None):
         if args.json:
             payload = dict(results, threshold=args.thr, images=n_images, model_path=args.model_path, data=args.data,
                            model_name=args.model_name, image_size=args.image_size)
-            folder = os.path.dirname(os.path.abspath(args.json))
-            os.makedirs(folder, exist_ok=True)
             with open(args.json, 'w') as f:
                 json.dump(payload, f, indent=2)
             print(f"metrics written to {args.json}")

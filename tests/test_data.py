@@ -58,6 +58,16 @@ def test_coco_images_are_rgb(tmp_path):
     assert image.mode == 'RGB'
 
 
+def test_images_over_pils_pixel_limit_are_named_as_such(tmp_path, monkeypatch, recwarn):
+    save_image(str(tmp_path / 'a.jpg'))  # 8 x 8 = 64 pixels
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 40)  # over the limit: PIL warns; over twice of it: refuses
+    assert load_rgb(str(tmp_path / 'a.jpg')).size == (8, 8)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 20)
+    with pytest.raises(UserError, match="more than PIL's limit of 20 pixels .*downscale it"):
+        load_rgb(str(tmp_path / 'a.jpg'))
+
+
 def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
     """PIL's convert('RGB') clips a 16-bit PNG to almost white and a [0, 1] float TIFF to black."""
     ramp = np.linspace(0, 1, 256).reshape(16, 16)

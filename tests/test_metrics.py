@@ -65,6 +65,9 @@ def test_f1_at_k_tiny_example():
     out = f1_at_k(targets, scores, 1)
     assert out['precision'] == pytest.approx(100 * 2 / 3)
     assert out['recall'] == pytest.approx(100 * 2 / 4)
+    # k beyond the 4 classes: every class is predicted (hits 4 of 12 predictions), as k = 4 gives.
+    assert f1_at_k(targets, scores, 5) == f1_at_k(targets, scores, 4)
+    assert f1_at_k(targets, scores, 5)['precision'] == pytest.approx(100 * 4 / 12)
 
 
 def test_average_meter():

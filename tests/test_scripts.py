@@ -143,6 +143,12 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd):
     code, _, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', mixed,
                                         '--save-path', work / 'out.jpg'], capfd)
     assert code == 1 and '--save-path' in stderr and 'labelled/' in stderr and not (work / 'out.jpg').exists()
+    # --save-path the input folder: refused, the originals kept.
+    original = (mixed / first).read_bytes()
+    code, _, err = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', mixed, '--save-path', mixed],
+                             capfd)
+    assert_user_error(code, err, 'would overwrite the input image')
+    assert (mixed / first).read_bytes() == original
     # One image, named classes; no class of a 16-class checkpoint is named by a number.
     one = os.path.join(pics, sorted(os.listdir(pics))[0])
     code, stdout, _ = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', one, '--th', 0.0,
@@ -298,6 +304,27 @@ def test_bad_checkpoints_are_one_line(trained, coco, work, capfd):
 
     code, _, err = call_main(infer, ['--model-path', best, '--pic-path', work / 'nothing.jpg'], capfd)
     assert_user_error(code, err, 'nothing.jpg')
+
+    for flags, message in ((['--num-classes', 0], '--num-classes must be 1 or more'),
+                           (['--image-size', 0], '--image-size must be positive')):
+        code, _, err = call_main(infer, ['--model-path', best, '--pic-path', pics] + flags, capfd)
+        assert_user_error(code, err, message)
+
+    # Broken weights give NaN scores, which would rank first in mAP and give a plausible number: refused.
+    state = torch.load(best, weights_only=True)
+    state['model']['head.decoder.duplicate_pooling_bias'].fill_(float('nan'))
+    torch.save(state, work / 'nan.pth')
+    code, _, err = call_main(validate, ['--model-path', work / 'nan.pth', '--data', coco, '--workers', 0], capfd)
+    assert_user_error(code, err, 'non-finite scores')
+    code, _, err = call_main(infer, ['--model-path', work / 'nan.pth', '--pic-path', pics], capfd)
+    assert_user_error(code, err, 'non-finite scores')
+    # An unwritable --json path is found before the run, not after it.
+    blocker = work / 'json_blocker'
+    blocker.write_text('x')
+    code, out_text, err = call_main(validate, ['--model-path', best, '--data', coco, '--json', blocker / 'm.json'],
+                                    capfd)
+    assert_user_error(code, err, 'json_blocker', '--json')
+    assert 'mAP' not in out_text
 
 
 def test_unwritable_output_and_bad_resume(coco, work, capfd):

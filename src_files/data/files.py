@@ -1,5 +1,6 @@
 """File checks and image loading shared by the datasets: every failure becomes a one-line UserError."""
 import os
+import warnings
 
 import numpy as np
 
@@ -50,10 +51,15 @@ def _to_8bit(image):
 def load_rgb(path):
     """Open an image as RGB, turning any decoding failure into a UserError naming the file."""
     try:
-        with Image.open(path) as image:
-            if image.mode.startswith('I') or image.mode == 'F':
-                image.load()
-                return _to_8bit(image).convert('RGB')
-            return image.convert('RGB')  # convert() forces the full decode, so truncated files fail here
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # large, but under the limit: fine
+            with Image.open(path) as image:
+                if image.mode.startswith('I') or image.mode == 'F':
+                    image.load()
+                    return _to_8bit(image).convert('RGB')
+                return image.convert('RGB')  # convert() forces the full decode, so truncated files fail here
+    except Image.DecompressionBombError:
+        raise UserError(f"cannot read image {path}: it has more than PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels "
+                        f"(a guard against decompression bombs); downscale it first") from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise UserError(f"cannot read image {path}: {error} (replace or remove the corrupt file)") from None

@@ -20,8 +20,8 @@ LATEST = 'latest.pth'
 BEST = 'best.pth'
 
 
-def prepare_output_dir(path):
-    """Create `path` and check that a file can be written in it, or raise a UserError naming it."""
+def prepare_output_dir(path, flag='--output-dir'):
+    """Create `path` and check that a file can be written in it, or raise a UserError naming it (and `flag`)."""
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f'.write_test_{os.getpid()}')
@@ -30,7 +30,7 @@ def prepare_output_dir(path):
         os.remove(probe)
     except OSError as error:
         reason = error.strerror or str(error)
-        raise UserError(f"cannot write to the output folder {path}: {reason} (choose another --output-dir)") \
+        raise UserError(f"cannot write to the output folder {path}: {reason} (choose another {flag})") \
             from None
     return path
 

@@ -7,6 +7,7 @@ fit the checkpoint the loader says so.
 """
 import argparse
 
+import numpy as np
 import torch
 
 from src_files.engine import cli
@@ -92,6 +93,15 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
         torch.backends.cudnn.benchmark = bool(getattr(args, 'cudnn_benchmark', True))
     set_head_impl(model, getattr(args, 'head_impl', 'fast'))
     return model, class_names, dtype, channels_last
+
+
+def check_finite(scores, dtype):
+    """Refuse NaN scores: they would rank first in mAP (as published) and give a plausible, wrong number."""
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        hint = ("; try --precision fp32 (half precision may overflow)" if dtype in (torch.float16, torch.bfloat16)
+                else "; the checkpoint's weights may be broken")
+        raise UserError(f"the model gave {bad} non-finite scores of {scores.size}{hint}")
 
 
 def maybe_compile(model, args):

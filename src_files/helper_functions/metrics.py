@@ -61,7 +61,9 @@ def threshold_metrics(targs, probs, thr=0.75):
 
 def f1_at_k(targs, scores, k):
     """Zero-shot precision/recall/F1 at the top-k classes of each image (Fast0Tag protocol), in percent:
-    precision = hits / (k x images), recall = hits / all positives. Ties go to the lower class index."""
+    precision = hits / (k x images), recall = hits / all positives. Ties go to the lower class index. With fewer
+    than k classes every class is predicted and precision is hits / predictions, i.e. k becomes the class count
+    (the published torch.topk would fail there)."""
     scores = np.asarray(scores)
     pos = np.asarray(targs) == 1
     k = min(k, scores.shape[1])
