@@ -32,7 +32,8 @@ def build_parser():
     cli.add_device_arg(parser)
     parser.add_argument('--json', default='', metavar='PATH', help="also write the metrics to this JSON file")
     parser.add_argument('--demo', action='store_true', default=False,
-                        help="validate on the built-in demo dataset (the one train.py --demo trains on)")
+                        help="validate on the built-in demo dataset (the one train.py --demo trains on); the model "
+                             "defaults to outputs/demo/best.pth (with --zsl 1: outputs/demo_zsl/best.pth)")
     add_inference_speed_args(parser)
     return parser
 
@@ -56,6 +57,8 @@ def main(argv=None):
     if args.json:  # find an unwritable path before the run, not after it
         from src_files.engine.checkpoint import prepare_output_dir
         prepare_output_dir(os.path.dirname(os.path.abspath(args.json)), flag='--json path')
+    if args.demo and 'model_path' not in explicit:  # what train.py --demo (or train_zsl_nus.py --demo) wrote
+        args.model_path = os.path.join('outputs', 'demo_zsl' if args.zsl else 'demo', 'best.pth')
     info = distributed.setup(args.device)
     model, class_names, dtype, channels_last = load_model(args, explicit, info.device)
     if args.demo and 'data' not in explicit:

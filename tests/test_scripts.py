@@ -100,7 +100,7 @@ def test_train_writes_checkpoints_metrics_and_plot(trained):
     assert {'model', 'ema', 'optimizer', 'scheduler', 'rng', 'args', 'best', 'class_names'} <= set(latest)
 
 
-def test_validate_and_infer_on_best(trained, coco, work, capfd):
+def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
     out, _ = trained
     best = torch.load(out / 'best.pth', weights_only=True)
     report = work / 'metrics.json'
@@ -120,6 +120,18 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd):
     code, stdout, stderr = call_main(validate, ['--model-path', work / 'reversed.pth', '--data', coco,
                                                 '--workers', 0], capfd)
     assert code == 0 and re.search(r'warning: \d+ of 16 class names .* differ', stdout), stdout + stderr
+
+    # latest.pth (training state) scores too: model name, image size and class names come from its run settings.
+    code, stdout, stderr = call_main(validate, ['--model-path', out / 'latest.pth', '--data', coco, '--workers', 0],
+                                     capfd)
+    assert code == 0 and 'is a training checkpoint' in stdout and 'tresnet_m 64px' in stdout, stdout + stderr
+    assert 'warning' not in stdout
+    # validate.py --demo finds what train.py --demo wrote (outputs/demo/best.pth) without --model-path.
+    (work / 'outputs' / 'demo').mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / 'best.pth', work / 'outputs' / 'demo' / 'best.pth')
+    monkeypatch.chdir(work)
+    code, stdout, stderr = call_main(validate, ['--demo', '--data', coco, '--workers', 0], capfd)
+    assert code == 0 and mAP_line in stdout, stdout + stderr
 
     pics = os.path.join(coco, 'val2014')
     labelled = work / 'labelled'
@@ -155,6 +167,9 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd):
                                         '--top-k', 1, '--save-path', work / 'one.png'], capfd)
     assert code == 0 and (work / 'one.png').is_file()
     assert any(colour in stdout for colour in ('red', 'green', 'blue', 'yellow'))
+    code, stdout, _ = call_main(infer, ['--model-path', out / 'latest.pth', '--pic-path', one, '--th', 0.0,
+                                        '--top-k', 1], capfd)
+    assert code == 0 and any(colour in stdout for colour in ('red', 'green', 'blue', 'yellow')), stdout
 
 
 def test_resume_continues_exactly(trained, coco, work):

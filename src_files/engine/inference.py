@@ -49,6 +49,10 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
 
     state_dict, extras = load_checkpoint(args.model_path)
     meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
+    if not meta and isinstance(extras.get('args'), dict) and 'optimizer' in extras:  # a training latest.pth
+        meta = extras['args']
+        print(f"note: {args.model_path} is a training checkpoint: scoring its model weights (best.pth holds the "
+              f"better of the model and its EMA)", flush=True)
     from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
     cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
     shape = {k: v for k, v in head_shape(state_dict).items() if hasattr(args, k)}
@@ -58,6 +62,8 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
 
     idx_to_class = extras.get('idx_to_class')
     class_names = None
+    if not idx_to_class and isinstance(extras.get('class_names'), list):  # latest.pth
+        idx_to_class = dict(enumerate(extras['class_names']))
     if isinstance(idx_to_class, dict) and idx_to_class:
         try:
             items = sorted((int(k), str(v)) for k, v in idx_to_class.items())
