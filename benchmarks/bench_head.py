@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from src_files.ml_decoder import MLDecoder, set_head_impl  # noqa: E402
+from common import HelpFormatter  # noqa: E402
 
 CASES = [  # name, classes, groups, map size
     ('80 classes, 14x14', 80, -1, 14),
@@ -50,7 +51,7 @@ def machine(device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch-size', type=int, default=56)
     parser.add_argument('--amp', choices=['fp16', 'bf16', 'off'], default=None,

@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
+from common import (HelpFormatter, add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
                     expand_modes, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
                     time_loop, wants_profile)
 from profile_summary import csv_path_for, profile_step
@@ -48,7 +48,7 @@ def run_mode(args, device, name, x, published_images_per_s=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_common_args(parser, batch_size=64)
     parser.add_argument('--half', choices=['fp16', 'bf16'], default='fp16',
                         help='fast-mode precision on CUDA (published is fp16)')

@@ -13,14 +13,14 @@ import sys
 
 import torch
 
-from common import machine, sync, time_loop
+from common import HelpFormatter, machine, sync, time_loop
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from src_files.models.tresnet.layers import NormAct2d  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--shape', default='56,256,112,112', help='N,C,H,W (default: TResNet-L 448, stage 1)')
     parser.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16'], default=None,

@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from common import (add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
+from common import (HelpFormatter, add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
                     expand_modes, fast_amp_dtype, machine, parse_mode, peak_memory_gib, print_progress, print_table,
                     reset_memory, time_loop, wants_profile)
 from profile_summary import csv_path_for, profile_step
@@ -101,7 +101,7 @@ def run_mode(args, device, name, published_images_per_s=None):
 def main():
     # With fp16 loss scaling the first optimizer step is skipped (inf check); the scheduler's warning is noise here.
     warnings.filterwarnings('ignore', message=re.escape('Detected call of `lr_scheduler.step()` before'))
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_common_args(parser, batch_size=56)
     parser.add_argument('--data', default='', help='COCO folder: time the real data pipeline instead of synthetic')
     parser.add_argument('--workers', type=int, default=8)

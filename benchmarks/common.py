@@ -34,13 +34,22 @@ from src_files.models.compile import compile_model as compile_model_for_speed  #
 from src_files.models.compile import compiled_graph_count  # noqa: E402,F401 (re-exported to the scripts)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's usage lines as written and shows every flag's default."""
+
+
+def add_model_args(parser, batch_size):
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu', help='cpu, cuda or cuda:N')
+    parser.add_argument('--model-name', default='tresnet_l', help='tresnet_m, tresnet_l, tresnet_xl or a timm name')
+    parser.add_argument('--image-size', type=int, default=448, help='input height and width (synthetic images)')
+    parser.add_argument('--batch-size', type=int, default=batch_size, help='images per step')
+    parser.add_argument('--num-classes', type=int, default=80, help='classes of the ML-Decoder head')
+    parser.add_argument('--num-of-groups', type=int, default=-1, help='query groups of the head (-1: 100)')
+
+
 def add_common_args(parser, batch_size):
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--model-name', default='tresnet_l')
-    parser.add_argument('--image-size', type=int, default=448)
-    parser.add_argument('--batch-size', type=int, default=batch_size)
-    parser.add_argument('--num-classes', type=int, default=80)
-    parser.add_argument('--num-of-groups', type=int, default=-1)
+    """The model flags and the timing / compile / profile flags of bench_train.py and bench_infer.py."""
+    add_model_args(parser, batch_size)
     parser.add_argument('--iters', type=int, default=20, help='timed steps per mode')
     parser.add_argument('--warmup', type=int, default=5, help='untimed steps per mode (after compilation)')
     parser.add_argument('--modes', default='published,fast',
@@ -98,6 +107,8 @@ def expand_modes(args):
     modes = args.modes.split(',') + (['fast+lowmem'] if getattr(args, 'lowmem', False) else [])
     if args.compile:
         modes = [m if m == 'published' or parse_mode(m)['compile'] else m + '+compile' for m in modes]
+    for mode in modes:  # a typo in the last mode stops the run now, not after the others were timed
+        parse_mode(mode, args.compile_mode)
     return modes
 
 

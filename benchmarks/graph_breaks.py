@@ -14,7 +14,7 @@ import sys
 import torch
 import torch._dynamo
 
-from common import add_common_args, build_model, fast_amp_dtype, parse_mode
+from common import HelpFormatter, add_model_args, build_model, fast_amp_dtype, parse_mode
 from src_files.models.tresnet import set_memory_efficient
 
 
@@ -34,10 +34,10 @@ def count_graphs(args, device, name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_common_args(parser, batch_size=2)
-    parser.set_defaults(model_name='tresnet_m', image_size=224, modes='fast,fast+lowmem')
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    add_model_args(parser, batch_size=2)
+    parser.add_argument('--modes', default='fast,fast+lowmem', help='comma-separated training modes to check')
+    parser.set_defaults(model_name='tresnet_m', image_size=224)
     args = parser.parse_args()
     device = torch.device(args.device)
     broken = False

@@ -113,3 +113,8 @@ def csv_path_for(profile_dir, *parts):
     if not profile_dir:
         return None
     return os.path.join(profile_dir, re.sub(r'[^A-Za-z0-9.-]', '_', '_'.join(str(p) for p in parts)) + '.csv')
+
+
+if __name__ == '__main__':
+    print(__doc__.split('\n')[0] + '\n\nA module, not a script: bench_train.py and bench_infer.py use it through --profile STEPS '
+          '(and --profile-dir DIR for the per-kernel CSVs).')

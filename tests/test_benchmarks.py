@@ -402,3 +402,28 @@ def test_check_targets_reads_the_last_main_part_of_a_gpu_all_log(tmp_path, capsy
     table('train', 'tresnet_l', 448, 56, {'published': (300.0, 15.8, 3.0), 'fast': (950.0, 12.0, 90.0)})
     code, verdicts, _ = check(earlier + capsys.readouterr().out)
     assert code == 1 and verdicts == ['met', 'not', 'not', 'not', 'not']
+
+
+def test_benchmark_help_shows_the_defaults_and_only_the_flags_a_script_reads(capsys, monkeypatch):
+    import runpy
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv('COLUMNS', '200')  # (no line breaks inside the defaults)
+    for script in ('bench_train.py', 'bench_infer.py', 'bench_head.py', 'bench_norm.py', 'graph_breaks.py'):
+        monkeypatch.setattr(sys, 'argv', [script, '--help'])
+        with pytest.raises(SystemExit):
+            runpy.run_path(str(BENCH / script), run_name='__main__')
+        out = capsys.readouterr().out
+        assert '(default: ' in out and '\n    python benchmarks/' in out, script  # usage lines kept as written
+        if script.startswith('bench_train'):
+            assert '(default: tresnet_l)' in out and '(default: 448)' in out and '(default: 56)' in out
+        if script == 'graph_breaks.py':
+            assert '--iters' not in out and '--profile' not in out  # it times and profiles nothing
+
+
+def test_an_unknown_mode_stops_the_benchmark_before_any_timing(capsys, monkeypatch):
+    import runpy
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, 'argv', ['bench_train.py', *TINY, '--modes', 'published,fast+bogus'])
+    with pytest.raises(SystemExit, match="unknown switch 'bogus'"):
+        runpy.run_path(str(BENCH / 'bench_train.py'), run_name='__main__')
+    assert 'images/s' not in capsys.readouterr().out
