@@ -54,6 +54,8 @@ def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     if args.batch_size <= 0 or args.workers < 0:
         raise UserError("--batch-size must be positive and --workers 0 or more")
+    if not 0 <= args.thr < 1:
+        raise UserError(f"--thr is a probability threshold in [0, 1), got {args.thr}")
     if args.json:  # find an unwritable path before the run, not after it
         from src_files.engine.checkpoint import prepare_output_dir
         prepare_output_dir(os.path.dirname(os.path.abspath(args.json)), flag='--json path')
@@ -108,8 +110,12 @@ def main(argv=None):
               + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
               f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
         if args.json:
-            payload = dict(results, threshold=args.thr, images=n_images, model_path=args.model_path, data=args.data,
-                           model_name=args.model_name, image_size=args.image_size)
+            payload = dict(results, model_path=args.model_path, data=args.data, model_name=args.model_name,
+                           image_size=args.image_size)
+            if args.zsl:  # top-K metrics: no threshold; each test image is scored in both views
+                payload['image_views'] = n_images
+            else:
+                payload.update(threshold=args.thr, images=n_images)
             with open(args.json, 'w') as f:
                 json.dump(payload, f, indent=2)
             print(f"metrics written to {args.json}")

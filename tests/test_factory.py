@@ -55,6 +55,17 @@ def test_fine_tuning_load_skips_the_old_classifier(tmp_path):
     assert 'head.fc.weight' not in ours
 
 
+def test_fine_tuning_from_an_ml_decoder_checkpoint_loads_its_head_and_says_so(model, tmp_path, capsys):
+    """As the published fine-tuning (which skipped only head.fc): a head of the same shape is loaded too."""
+    path = tmp_path / 'with_head.pth'
+    torch.save({'model': model.state_dict()}, path)
+    capsys.readouterr()
+    tuned = create_model(model_name='tresnet_m', num_classes=6, decoder_embedding=64, model_path=str(path))
+    key = 'head.decoder.duplicate_pooling'
+    assert torch.equal(tuned.state_dict()[key], model.state_dict()[key])
+    assert "also loading the checkpoint's head" in capsys.readouterr().out
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match='checkpoint not found: .*nope.pth'):
         create_model(model_name='tresnet_m', num_classes=3, model_path=str(tmp_path / 'nope.pth'))

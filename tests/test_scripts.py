@@ -3,6 +3,7 @@
 One training run (2 epochs) is shared by the tests of validate.py, infer.py and resume; the bad-input tests call
 the scripts' main() in this process (through the same run_main the scripts use) to save start-up time.
 """
+import json
 import os
 import re
 import shutil
@@ -226,10 +227,12 @@ def test_train_zsl_nus_one_epoch(nus, work, capfd):
     assert code == 0, stderr
     line = [line for line in stdout.splitlines() if line.startswith('epoch 1/1')][0]
     assert 'ZSL mAP' in line and 'GZSL mAP' in line and 'F1@3' in line and 'F1@5' in line
-    code, stdout, stderr = call_main(validate, ['--model-path', out / 'best.pth', '--data', nus, '--workers', 0],
-                                     capfd)
+    code, stdout, stderr = call_main(validate, ['--model-path', out / 'best.pth', '--data', nus, '--workers', 0,
+                                                '--json', work / 'zsl.json'], capfd)
     assert code == 0, stderr
     assert 'ZSL mAP' in stdout and 'GZSL mAP' in stdout
+    report = json.loads((work / 'zsl.json').read_text())
+    assert {'zsl', 'gzsl', 'image_views'} <= set(report) and 'threshold' not in report  # top-K: no threshold
     # Word vectors of the wrong shape: one line naming the file and the shapes accepted.
     broken = work / 'nus_bad_wordvecs'
     shutil.copytree(nus, broken)
@@ -262,8 +265,12 @@ def broken_coco(coco, work):
 
 def test_bad_data_is_one_line(broken_coco, work, capfd):
     common = ['--epochs', 1, '--output-dir', work / 'bad_out'] + SMALL
-    code, _, err = call_main(train, ['--data', work / 'no_such_folder'] + common, capfd)
+    code, out, err = call_main(train, ['--data', work / 'no_such_folder', '--compile-mode', 'reduce-overhead']
+                               + common, capfd)
     assert_user_error(code, err, 'no_such_folder')
+    assert '--compile-mode reduce-overhead acts only with --compile' in out
+    code, _, err = call_main(validate, ['--data', work / 'no_such_folder', '--thr', 1.5], capfd)
+    assert_user_error(code, err, '--thr is a probability threshold')
 
     root = broken_coco('no_ann', lambda r: os.remove(r / 'annotations' / 'instances_val2014.json'))
     code, _, err = call_main(train, ['--data', root] + common, capfd)

@@ -54,7 +54,7 @@ def fill_defaults(args, explicit, values, note=None):
         if key not in explicit and getattr(args, key, _UNSET) != value:
             setattr(args, key, value)
             filled.append(key)
-    if note and filled:
+    if note and filled and os.environ.get('RANK', '0') == '0':  # (under torchrun: once, not once per process)
         print(f"{note}: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)
     return filled
 
@@ -86,8 +86,8 @@ def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups
 def add_speed_args(parser, training=True):
     """Fast-path switches (SPEC/issue 4). Channels-last, fused Adam, cuDNN autotuning and CUDA graphs act only on
     CUDA; --head-impl, --lowmem and --compile act on CPUs too (the same code runs there)."""
-    g = parser.add_argument_group('speed (each part can be switched off; channels-last, fused Adam and cuDNN '
-                                  'autotuning act only on CUDA)')
+    g = parser.add_argument_group('speed (each part can be switched off; channels-last' +
+                                  (', fused Adam' if training else '') + ' and cuDNN autotuning act only on CUDA)')
     g.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
                    help="channels-last memory format for the model and its inputs")
     g.add_argument('--head-impl', choices=('fast', 'published'), default='fast',

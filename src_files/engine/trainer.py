@@ -55,8 +55,9 @@ def add_train_args(parser, *, data, model_name, image_size, batch_size, lr, weig
     parser.add_argument('--data', default=data, help="dataset folder")
     parser.add_argument('--lr', type=float, default=lr, help="maximum learning rate of the OneCycle schedule")
     parser.add_argument('--model-path', default='',
-                        help="ImageNet-21K pretrained backbone to start from (its classifier is not loaded); "
-                             "'' = random initialisation")
+                        help="pretrained weights to start from, e.g. an ImageNet-21K backbone: its plain classifier "
+                             "(head.fc) and head tensors of another shape are skipped, an ML-Decoder head of the "
+                             "same shape is loaded (as published); '' = random initialisation")
     cli.add_model_args(parser, model_name=model_name, image_size=image_size, num_of_groups=num_of_groups, zsl=zsl,
                        num_classes_help=num_classes_help)
     g = parser.add_argument_group('training')
@@ -474,6 +475,8 @@ def prepare(args, explicit, demo_defaults, demo_root_fn):
     if state is not None and args.demo and 'data' not in explicit and not os.path.isdir(str(args.data)):
         args.data = demo_root_fn()  # the demo cache was cleared: build it again
     check_train_args(args)
+    if 'compile_mode' in explicit and not args.compile:
+        print(f"note: --compile-mode {args.compile_mode} acts only with --compile; training without either", flush=True)
     if state is not None:
         msg = finished_message(args, state)
         if msg:

@@ -232,6 +232,10 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
                    if k in own and not k.startswith('head.fc.') and k not in skipped and k not in mismatched}
         if skipped:
             print(f'note: not loading {len(skipped)} head tensors of another shape (e.g. {skipped[0]})')
+        head_loaded = [k for k in to_load if k.startswith('head.') and not k.startswith('head.fc.')]
+        if head_loaded:
+            print(f'note: also loading the checkpoint\'s head ({len(head_loaded)} tensors of the same shape), as the '
+                  f'published fine-tuning did')
     if missing or unexpected or mismatched:
         parts = []
         for label, keys in (('missing', missing), ('unexpected', unexpected), ('shape-mismatched', mismatched)):
