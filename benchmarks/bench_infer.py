@@ -10,9 +10,9 @@ import argparse
 
 import torch
 
-from common import (HelpFormatter, add_common_args, autotune_seconds, build_model, compile_config, compile_model, compiled_graph_count,
-                    expand_modes, machine, parse_mode, peak_memory_gib, print_progress, print_table, reset_memory,
-                    time_loop, wants_profile)
+from common import (HelpFormatter, add_common_args, autotune_seconds, build_model, compile_config, compile_model,
+                    compiled_graph_count, expand_modes, machine, parse_mode, peak_memory_gib, print_progress,
+                    print_table, reset_memory, time_loop, wants_profile)
 from profile_summary import csv_path_for, profile_step
 from src_files.models import fold_norm_layers
 

@@ -116,5 +116,5 @@ def csv_path_for(profile_dir, *parts):
 
 
 if __name__ == '__main__':
-    print(__doc__.split('\n')[0] + '\n\nA module, not a script: bench_train.py and bench_infer.py use it through --profile STEPS '
-          '(and --profile-dir DIR for the per-kernel CSVs).')
+    print(__doc__.split('\n')[0] + '\n\nA module, not a script: bench_train.py and bench_infer.py use it through '
+          '--profile STEPS (and --profile-dir DIR for the per-kernel CSVs).')

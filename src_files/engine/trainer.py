@@ -475,7 +475,7 @@ def prepare(args, explicit, demo_defaults, demo_root_fn):
     if state is not None and args.demo and 'data' not in explicit and not os.path.isdir(str(args.data)):
         args.data = demo_root_fn()  # the demo cache was cleared: build it again
     check_train_args(args)
-    if 'compile_mode' in explicit and not args.compile:
+    if 'compile_mode' in explicit and not args.compile and os.environ.get('RANK', '0') == '0':
         print(f"note: --compile-mode {args.compile_mode} acts only with --compile; training without either", flush=True)
     if state is not None:
         msg = finished_message(args, state)

@@ -69,7 +69,7 @@ def create_model(args=None, load_head=False, **kwargs):
         if cfg.image_size is not None and cfg.image_size % 4:
             raise UserError(f'image size must be a multiple of 4 for TResNet (its stem folds 4x4 pixel blocks into '
                             f'channels), got {cfg.image_size}')
-        if cfg.image_size is not None and cfg.image_size < 20:  # the anti-aliasing filter's reflect padding needs 2x2 maps
+        if cfg.image_size is not None and cfg.image_size < 20:  # (smaller maps break the anti-aliasing padding)
             raise UserError(f'image size must be at least 20 for TResNet, got {cfg.image_size}')
         model = TRESNETS[name](num_classes=num_classes)
         if cfg.use_ml_decoder:
