@@ -18,7 +18,7 @@ import contextlib
 import torch
 
 from common import build_model, compile_config, compile_model_for_speed, parse_mode
-from src_files.models.tresnet import set_memory_efficient
+from src_files.models.tresnet import to_lowmem
 
 
 def saved_bytes_eager(model, x, batch_size):
@@ -113,7 +113,7 @@ def main():
         if mode['compile_mode'] is not None or mode['freeze']:
             raise SystemExit(f'{name}: only eager modes and the default compile (whole or +regional) can be counted')
         model = build_model(args, device, mode).train()
-        set_memory_efficient(model, mode['lowmem'])
+        to_lowmem(model, mode['lowmem'])
         with autocast:
             if mode['compile']:
                 activations, other, graphs = saved_bytes_compiled(model, x, args.batch_size, mode)

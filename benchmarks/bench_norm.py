@@ -16,6 +16,7 @@ import torch
 from common import HelpFormatter, machine, sync, time_loop
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from src_files.models.tresnet import to_lowmem  # noqa: E402
 from src_files.models.tresnet.layers import NormAct2d  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def main():
     norm = NormAct2d(c).to(device).train()
     times = {}
     for name, lowmem in (('standard', False), ('memory-saving', True)):
-        norm.memory_efficient = lowmem
+        to_lowmem(norm, lowmem)
 
         def step():
             xi = x.detach().requires_grad_()

@@ -23,7 +23,7 @@ from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
 from src_files.models.compile import uses_cuda_graphs
-from src_files.models.tresnet import set_memory_efficient
+from src_files.models.tresnet import to_lowmem
 
 
 def batches(args, device):
@@ -49,7 +49,7 @@ def run_mode(args, device, name, published_images_per_s=None):
     fast = mode['base'] == 'fast'
     model = build_model(args, device, mode).train()
     if mode['lowmem']:
-        set_memory_efficient(model)
+        to_lowmem(model)
     amp_dtype = fast_amp_dtype(device) if fast else (torch.float16 if device.type == 'cuda' else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer = torch.optim.Adam(add_weight_decay(model, 1e-4), lr=1e-4, weight_decay=0,

@@ -15,7 +15,7 @@ import torch
 import torch._dynamo
 
 from common import HelpFormatter, add_model_args, build_model, fast_amp_dtype, parse_mode
-from src_files.models.tresnet import set_memory_efficient
+from src_files.models.tresnet import to_lowmem
 
 
 def count_graphs(args, device, name):
@@ -23,7 +23,7 @@ def count_graphs(args, device, name):
     if mode['base'] != 'fast':
         raise SystemExit(f'{name}: only fast modes are compiled')
     model = build_model(args, device, mode).train()
-    set_memory_efficient(model, mode['lowmem'])
+    to_lowmem(model, mode['lowmem'])
     amp_dtype = fast_amp_dtype(device)
     memory_format = torch.channels_last if device.type == 'cuda' else torch.contiguous_format
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device)

@@ -11,6 +11,8 @@ from torch._dynamo.utils import counters
 from src_files.models import create_model
 from src_files.models.compile import compile_model
 
+pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
+
 
 @pytest.fixture(autouse=True)
 def fresh_dynamo():
@@ -57,16 +59,17 @@ def test_memory_saving_model_through_inductors_partitioner_keeps_eager_gradients
     """--lowmem under torch.compile: inductor's decompositions and min-cut partitioner (the aot_eager_decomp_partition
     backend, no code generation) around the custom norm and gated-convolution backwards, in float64: the same
     gradients and running statistics as eager, in one graph."""
-    from src_files.models.tresnet import set_memory_efficient
+    from src_files.models.tresnet import to_lowmem
+    from src_files.models.tresnet.layers import NormAct2d
     torch.manual_seed(0)
     model = create_model(model_name='tresnet_m', num_classes=4, image_size=64).double().train()
     model.head.eval()  # no dropout: compiled and eager random streams differ
     for m in model.modules():
-        if getattr(m, 'memory_efficient', None) is not None and hasattr(m, 'weight'):
+        if isinstance(m, NormAct2d):
             with torch.no_grad():
                 m.weight.normal_()  # random signs, and no zero-initialised norms hiding a wrong gradient
-    eager = set_memory_efficient(copy.deepcopy(model))
-    compiled = torch.compile(set_memory_efficient(model), backend='aot_eager_decomp_partition')
+    eager = to_lowmem(copy.deepcopy(model))
+    compiled = torch.compile(to_lowmem(model), backend='aot_eager_decomp_partition')
     x = torch.rand(3, 3, 64, 64, dtype=torch.float64)
     compiled(x).square().sum().backward()
     eager(x).square().sum().backward()
@@ -85,12 +88,11 @@ def test_regional_compile_keeps_no_relu_mask_per_block():
     output element), not knowing that the next block keeps the ReLU's output: chain_block_relus, which
     compile_model applies, hands the mask on. Saved bytes counted with saved-tensor hooks under inductor's
     partitioner without code generation (aot_eager_decomp_partition)."""
-    from src_files.models.tresnet import set_memory_efficient
-    from src_files.models.tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus
+    from src_files.models.tresnet import BasicBlock, Bottleneck, chain_block_relus, to_lowmem
 
     def model_and_input():
         torch.manual_seed(0)
-        return set_memory_efficient(create_model(model_name='tresnet_m', num_classes=4, image_size=64).train()), \
+        return to_lowmem(create_model(model_name='tresnet_m', num_classes=4, image_size=64).train()), \
             torch.rand(2, 3, 64, 64)
 
     def saved_bytes(chain):
@@ -157,9 +159,9 @@ def test_inductor_with_the_recompute_options_keeps_eager_gradients():
     """Inductor's generated code (CPU) for a memory-saving Bottleneck under RECOMPUTE_OPTIONS: the gradients of
     eager, to float32 rounding."""
     from src_files.models.compile import compile_options
-    from src_files.models.tresnet import Bottleneck, set_memory_efficient
+    from src_files.models.tresnet import Bottleneck, to_lowmem
     torch.manual_seed(0)
-    block = set_memory_efficient(Bottleneck(64, 16, use_se=True), True).train()
+    block = to_lowmem(Bottleneck(64, 16, use_se=True), True).train()
     for m in block.modules():
         if hasattr(m, 'running_var'):
             with torch.no_grad():

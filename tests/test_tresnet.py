@@ -1,5 +1,6 @@
 """TResNet and its InPlaceABN-compatible norm layer: math, training statistics, gradients, init, sizes."""
 import copy
+import inspect
 
 import pytest
 import torch
@@ -7,8 +8,9 @@ import torch.nn.functional as F
 
 from src_files.models import create_model, fold_norm_layers
 from src_files.models.tresnet import Bottleneck, BasicBlock, tresnet_l, tresnet_m, tresnet_xl
-from src_files.models.tresnet import set_memory_efficient
-from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, gated_conv2d, set_memory_efficient_norms
+from src_files.models.tresnet import LowMemBottleneck, LowMemNormAct2d, chain_block_relus, to_lowmem
+from src_files.models.tresnet.layers import NormAct2d, SpaceToDepth, gated_conv2d
+from src_files.models.tresnet.lowmem import ChainedBasicBlock, ChainedLowMemBottleneck, PassingReLU
 
 
 def randomized_norm(c, activation='leaky_relu', slope=0.01):
@@ -152,8 +154,8 @@ def test_memory_efficient_norm_matches_the_standard_one(activation, training):
     norm = randomized_norm(5, activation=activation, slope=0.01)
     with torch.no_grad():
         norm.weight[0] = 0.0  # the |w| gradient convention at zero must hold here too
-    light = copy.deepcopy(norm)
-    set_memory_efficient_norms(light)
+    light = to_lowmem(copy.deepcopy(norm))
+    assert type(light) is LowMemNormAct2d
     norm.train(training), light.train(training)
     x = torch.randn(3, 5, 4, 4, dtype=torch.float64, requires_grad=True)
     x2 = x.detach().clone().requires_grad_()
@@ -229,8 +231,8 @@ def test_memory_efficient_model_trains_with_the_same_gradients():
     must not be overwritten later in the block."""
     torch.manual_seed(0)
     model = create_model(model_name='tresnet_m', num_classes=5, image_size=64).double().train()
-    light = set_memory_efficient(copy.deepcopy(model))
-    assert light.body.layer3[0].memory_efficient and light.body.layer3[0].conv1[1].memory_efficient
+    light = to_lowmem(copy.deepcopy(model))
+    assert type(light.body.layer3[0]) is LowMemBottleneck and type(light.body.layer3[0].conv1[1]) is LowMemNormAct2d
     x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     for m in (model, light):
         torch.manual_seed(1)  # the same dropout masks in the head
@@ -248,7 +250,7 @@ def test_memory_efficient_norm_in_bfloat16_is_as_accurate_as_the_standard_one():
     2e-3 on the weight gradient, 1.4e-3 on the input gradient)."""
     reference = randomized_norm(6).train()
     norm = randomized_norm(6).float().train()
-    light = set_memory_efficient_norms(copy.deepcopy(norm))
+    light = to_lowmem(copy.deepcopy(norm))
     torch.manual_seed(0)
     x = (torch.randn(4, 6, 8, 8) * 3 + 1).bfloat16()
     grad = torch.randn(4, 6, 8, 8).bfloat16()
@@ -305,7 +307,7 @@ def test_memory_efficient_bottleneck_keeps_no_squeeze_excite_product():
     torch.manual_seed(0)
     block = Bottleneck(64, 16, use_se=True).double().train()
     light = copy.deepcopy(block)
-    light.memory_efficient = True  # the block alone: its norms stay standard
+    light.__class__ = LowMemBottleneck  # the block alone: its norms stay standard
     x = torch.randn(2, 64, 12, 12, dtype=torch.float64)
     results = []
     for m in (block, light):
@@ -331,7 +333,6 @@ def test_memory_efficient_bottleneck_keeps_no_squeeze_excite_product():
 def test_chained_block_relus_give_the_same_outputs_and_gradients():
     """chain_block_relus (for block-by-block compilation) moves only where the ReLU masks are applied in
     backward: float64, the same outputs, input gradient and parameter gradients."""
-    from src_files.models.tresnet.tresnet import chain_block_relus
     torch.manual_seed(0)
     model = create_model(model_name='tresnet_m', num_classes=5).double().train()
     model.head.eval()
@@ -340,7 +341,7 @@ def test_chained_block_relus_give_the_same_outputs_and_gradients():
             with torch.no_grad():
                 m.weight.normal_()  # no zero-initialised residual branches
     chained = chain_block_relus(copy.deepcopy(model))
-    assert sum(getattr(m, 'relu_grad_to_next', False) for m in chained.modules()) == 21 - 1
+    assert sum(type(m) is PassingReLU for m in chained.modules()) == 21 - 1
     x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     results = []
     for m in (model, chained):
@@ -366,3 +367,38 @@ def test_folding_keeps_a_channels_last_model_channels_last():
         assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
         assert not any(c.weight.requires_grad is False for c in convs)  # still parameters, as before folding
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('cls', [NormAct2d, BasicBlock, Bottleneck])
+def test_reference_forwards_have_no_speed_switches(cls):
+    """The reference modules read like the published TResNet: the memory-saving code lives in lowmem.py."""
+    source = inspect.getsource(cls.forward)
+    for word in ('memory_efficient', 'relu_grad', 'lowmem', 'gated_conv2d', 'inplace_abn', 'mask_grad_by_sign',
+                 'relu_passing_grad', 'is_grad_enabled'):
+        assert word not in source, (cls.__name__, word)
+    module = cls(16) if cls is NormAct2d else cls(64, 16)
+    assert not {'memory_efficient', 'relu_grad_to_next', 'relu_grad_from_previous'} & set(vars(module))
+
+
+def test_to_lowmem_and_back_restores_the_reference_classes_and_state_dict():
+    torch.manual_seed(0)
+    model = create_model(model_name='tresnet_m', num_classes=5, image_size=64)
+    classes = [type(m) for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    parameters = list(model.parameters())
+    to_lowmem(model)
+    assert type(model.body.conv1[1]) is LowMemNormAct2d and type(model.body.layer4[0]) is LowMemBottleneck
+    assert list(model.state_dict()) == list(state) and list(model.parameters()) == parameters
+    to_lowmem(model, False)
+    assert [type(m) for m in model.modules()] == classes
+    assert list(model.state_dict()) == list(state) and list(model.parameters()) == parameters
+    chain_block_relus(to_lowmem(model))  # both, and back in the other order
+    swapped = {type(m) for m in model.modules()}
+    assert {LowMemNormAct2d, ChainedBasicBlock, ChainedLowMemBottleneck, PassingReLU} <= swapped
+    assert not any(type(m) in (NormAct2d, Bottleneck) for m in model.modules())
+    assert list(model.state_dict()) == list(state) and list(model.parameters()) == parameters
+    to_lowmem(chain_block_relus(model, False), False)
+    assert [type(m) for m in model.modules()] == classes
+    assert list(model.state_dict()) == list(state) and list(model.parameters()) == parameters
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key

@@ -14,7 +14,8 @@ Both scopes compile with inductor's store-vs-recompute thresholds raised (RECOMP
 import torch
 import torch._dynamo
 
-from .tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus
+from .tresnet.lowmem import chain_block_relus
+from .tresnet.tresnet import BasicBlock, Bottleneck
 
 REPEATED_BLOCKS = (BasicBlock, Bottleneck)
 # torch.compile's modes; reduce-overhead and max-autotune also record CUDA graphs.
@@ -24,16 +25,16 @@ COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-
 # statistics reduction and the elementwise pass; recovering it from the kept activation reads 5 buffers (the
 # activation and 4 per-channel vectors), so inductor wrote a float32 copy and read it back twice (14 bytes per
 # element) where recomputing it reads the 2-byte activation twice. With these thresholds the Triton kernels of a
-# TResNet-L 448 training step (batch 56, block by block) move 83.6 GB instead of 127.3, counted from the generated
-# code without a GPU by benchmarks/inductor_traffic.py (BENCHMARKS.md).
+# TResNet training step move fewer bytes, counted from the generated code without a GPU by tools/inductor_traffic.py
+# (the counts are in BENCHMARKS.md).
 RECOMPUTE_OPTIONS = {'realize_reads_threshold': 8, 'realize_opcount_threshold': 60}
 # Autotuning of the matrix products only (gemm_autotune=True). With it, inductor runs a channels-last 1x1 convolution
 # as a matrix product, and picks by measurement on the device between cuBLAS and its own Triton templates, which
 # can apply what follows (bias, activation, residual add) as they write their output instead of in a pass of
 # their own. The 3x3 convolutions stay with cuDNN, and no other kernel is tuned, which keeps the compile shorter
-# than max-autotune's. In TResNet-L inference (folded norms) this removes a third of the bytes moved, counted
-# without a GPU by benchmarks/inductor_traffic.py --inference --gemm-autotune (BENCHMARKS.md); in training the
-# norms' statistics need the convolution outputs in memory anyway, and it removes nothing.
+# than max-autotune's. In TResNet inference (folded norms) this removes the pass after each 1x1 convolution, counted
+# without a GPU by tools/inductor_traffic.py --inference --gemm-autotune (the counts are in BENCHMARKS.md); in
+# training the norms' statistics need the convolution outputs in memory anyway, and it removes nothing.
 GEMM_AUTOTUNE_OPTIONS = {'max_autotune_gemm': True, 'max_autotune_conv_backends': 'ATEN'}
 
 
@@ -78,7 +79,7 @@ def compile_model(model, scope='full', mode=None, backend='inductor', recompute=
     limit = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'  # older name
     setattr(config, limit, max(getattr(config, limit), 64))
     # A compiled block would keep its own mask of its final ReLU for backward; the next block keeps that ReLU's
-    # output anyway, so it applies the mask (same gradients; 1.9 GiB of TResNet-L's 13.8 GiB peak on an H100).
+    # output anyway, so it applies the mask (same gradients, less memory).
     chain_block_relus(model)
     stem = getattr(getattr(model, 'body', None), 'conv1', None)
     head = getattr(model, 'head', None)

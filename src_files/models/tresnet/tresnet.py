@@ -3,15 +3,15 @@
 The module tree fixes the state-dict keys: `body` = [SpaceToDepth, conv1, layer1..layer4], every conv followed
 by an InPlaceABN-compatible norm-activation (`conv.0` / `conv.1`), anti-aliased stride-2 downsampling and
 squeeze-excite in stages 1-3. Pure PyTorch: no compiled `inplace_abn` needed.
+
+These are the reference modules. Memory-saving variants for training (same math, same state dict) are swapped in
+by lowmem.py.
 """
 from collections import OrderedDict
 
-import torch
 from torch import nn
-import torch.nn.functional as F
 
-from .layers import (AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth, gated_conv2d, mask_grad_by_sign,
-                     relu_passing_grad, set_memory_efficient_norms)
+from .layers import AntiAliasDownsample, NormAct2d, SEModule, SpaceToDepth
 
 
 def conv_abn(in_ch, out_ch, kernel_size=3, stride=1, activation='leaky_relu', activation_param=1e-2):
@@ -29,23 +29,20 @@ class BasicBlock(nn.Module):
         if stride == 2:
             self.conv1 = nn.Sequential(self.conv1, AntiAliasDownsample(planes))
         self.conv2 = conv_abn(planes, planes, 3, 1, activation='identity')
+        self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.se = SEModule(planes, max(planes * self.expansion // 4, 64)) if use_se else None
-        self.relu_grad_to_next = False  # see chain_block_relus
-        self.relu_grad_from_previous = False
 
     def last_norm(self):
         return self.conv2[1]
 
     def forward(self, x):
-        if self.relu_grad_from_previous:
-            x = mask_grad_by_sign(x)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(self.conv1(x))
         if self.se is not None:
             out = self.se(out)
         out = out + shortcut
-        return relu_passing_grad(out) if self.relu_grad_to_next else F.relu(out, inplace=True)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -58,48 +55,21 @@ class Bottleneck(nn.Module):
         if stride == 2:
             self.conv2 = nn.Sequential(self.conv2, AntiAliasDownsample(planes))
         self.conv3 = conv_abn(planes, planes * self.expansion, 1, 1, activation='identity')
+        self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.se = SEModule(planes, max(planes * self.expansion // 8, 64)) if use_se else None
-        self.memory_efficient = False  # True: recompute the squeeze-excite product in backward (gated_conv.py)
-        self.relu_grad_to_next = False  # see chain_block_relus
-        self.relu_grad_from_previous = False
 
     def last_norm(self):
         return self.conv3[1]
 
     def forward(self, x):
-        if self.relu_grad_from_previous:
-            x = mask_grad_by_sign(x)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(self.conv1(x))
-        if self.se is not None and self.memory_efficient and torch.is_grad_enabled():
-            out = self.conv3[1](gated_conv2d(out, self.se.gate(out), self.conv3[0]))  # = conv3(se(out))
-        else:
-            if self.se is not None:
-                out = self.se(out)
-            out = self.conv3(out)
+        if self.se is not None:
+            out = self.se(out)
+        out = self.conv3(out)
         out = out + shortcut
-        return relu_passing_grad(out) if self.relu_grad_to_next else F.relu(out, inplace=True)
-
-
-def set_memory_efficient(model, enabled=True):
-    """Memory-saving backward (`--lowmem`): InPlaceABN-style norms that keep only their output, and Bottleneck
-    blocks that recompute the squeeze-excite product instead of keeping it. Same math; see BENCHMARKS.md."""
-    set_memory_efficient_norms(model, enabled)
-    for m in model.modules():
-        if isinstance(m, Bottleneck):
-            m.memory_efficient = enabled
-    return model
-
-
-def chain_block_relus(model, enabled=True):
-    """Each residual block but the last leaves the backward mask of its final ReLU to the block after it, which
-    takes it from the tensor it keeps anyway (layers/relu_handoff.py). Same outputs and gradients; for
-    block-by-block compilation, where it saves 1.9 GiB of TResNet-L's 13.8 GiB peak at 448 px, batch 56."""
-    blocks = [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
-    for block, following in zip(blocks, blocks[1:]):
-        block.relu_grad_to_next = following.relu_grad_from_previous = enabled
-    return model
+        return self.relu(out)
 
 
 class TResNet(nn.Module):

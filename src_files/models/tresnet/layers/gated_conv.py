@@ -2,8 +2,7 @@
 
 In a TResNet Bottleneck the squeeze-excite output x * gate feeds the last 1x1 convolution, which would keep it
 for its weight gradient, while x (the previous norm's output) is kept anyway. Recomputing the product in the
-backward pass (one elementwise multiply) saves one activation per block: 16.5 MiB per 448 px image for
-TResNet-L in bf16, 0.9 GiB at batch 56 (BENCHMARKS.md). Same math as the two ops it replaces.
+backward pass (one elementwise multiply) saves one activation per block. Same math as the two ops it replaces.
 """
 import torch
 import torch.nn.functional as F

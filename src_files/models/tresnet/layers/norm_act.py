@@ -4,20 +4,11 @@ InPlaceABN scales by |weight| + eps, not by weight: eval computes
     y = act((x - running_mean) / sqrt(running_var + eps) * (|w| + eps) + b)
 and training uses batch statistics and updates the running variance with the unbiased batch variance, as
 BatchNorm does. So it is BatchNorm with the scale |w| + eps, followed by the activation.
+Its memory-saving variant for training (abn_inplace.py) is LowMemNormAct2d in ../lowmem.py.
 """
 import torch
 from torch import nn
 import torch.nn.functional as F
-
-from .abn_inplace import inplace_abn
-
-
-def set_memory_efficient_norms(model, enabled=True):
-    """Switch every NormAct2d in `model` to the InPlaceABN-style backward that keeps only its output."""
-    for m in model.modules():
-        if isinstance(m, NormAct2d):
-            m.memory_efficient = enabled
-    return model
 
 
 def abn_scale(weight, eps):
@@ -38,7 +29,6 @@ class NormAct2d(nn.Module):
         self.activation_param = activation_param
         self.eps = eps
         self.momentum = momentum
-        self.memory_efficient = False  # True: keep only the output for backward (see abn_inplace.py)
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer('running_mean', torch.zeros(num_features))
@@ -48,10 +38,6 @@ class NormAct2d(nn.Module):
     def forward(self, x):
         if self.training:
             self.num_batches_tracked.add_(1)
-        if self.memory_efficient and torch.is_grad_enabled():
-            slope = self.activation_param if self.activation == 'leaky_relu' else None
-            return inplace_abn(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
-                               self.momentum, self.eps, slope)
         x = F.batch_norm(x, self.running_mean, self.running_var, abn_scale(self.weight, self.eps), self.bias,
                          self.training, self.momentum, self.eps)
         if self.activation == 'leaky_relu':
