@@ -5,12 +5,14 @@
 #   PART=explore bash benchmarks/gpu_all.sh   # instead: what main's changes give, then what to try next
 #   PART=all bash benchmarks/gpu_all.sh       # both, then train.py, 9605 classes, other modes, head, norm
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest; if TResNet-L training
-# or inference fails in main, the mode it was measured before that change is measured instead. Main ends with
-# check_targets.py's verdict on the issue-4 targets: one line each, met or missed.
+# or inference fails in main, the mode it was measured before that change is measured instead. Every benchmark
+# prints its table (the published recipe measured in the same run as its baseline) to stdout and to LOG; the
+# tables of BENCHMARKS.md are copied from there, with the command, the machine and the date.
 set -u
 part=${PART:-main}
 case $part in main|explore|all) ;; *) echo "PART must be main, explore or all, not '$part'" >&2; exit 2 ;; esac
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
+mkdir -p "$(dirname "$log")"
 profiles="$(dirname "$log")/profiles"  # every kernel of each profile, one CSV per mode
 cd "$(dirname "$0")"
 export PYTHONUNBUFFERED=1
@@ -39,33 +41,30 @@ fallback() { echo "# that failed: measuring the fallback instead" | tee -a "$log
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 if [ "$part" = main ] || [ "$part" = all ]; then
-  echo "# == main: the issue-4 targets ==" | tee -a "$log"
-  # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and
-  # inductor's raised store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS: 83.6 GB of Triton traffic per
-  # TResNet-L step instead of 127.3, counted by inductor_traffic.py; run 5 without them: 2.59x, kernel-bound,
-  # 13.79 GiB before the ReLU masks were handed on). Each mode prints a line when measured.
-  # Each fast mode is profiled only if it misses its target (a profile of what limits it; PART=explore profiles all).
+  echo "# == main: TResNet-L 448 training and inference, TResNet-M and XL training ==" | tee -a "$log"
+  # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and inductor's raised
+  # store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS). Each mode prints a line when measured.
+  # A fast mode is profiled only if it is below the given multiple of the published rate (a profile of what
+  # limits it; PART=explore profiles all).
   mode=published,fast+lowmem+regional+cudagraphs
   run bench_train.py $L --modes $mode "${prof[@]}" --profile-below 3 ||
     fallback bench_train.py $L --modes published,fast+lowmem+cudagraphs "${prof[@]}" --profile-below 3
-  # Inference: CUDA graphs (run 5: 2.44x, 17.1 ms of kernels in a 17.4 ms batch) and the matrix products autotuned
-  # (compile.py GEMM_AUTOTUNE_OPTIONS: 1x1 convolutions as Triton matrix products with the bias, activation and
-  # residual applied as they write, if they time faster: 25.8 GB moved per batch instead of 37.8).
+  # Inference: CUDA graphs and the matrix products autotuned (compile.py GEMM_AUTOTUNE_OPTIONS: 1x1 convolutions
+  # as Triton matrix products with the bias, activation and residual applied as they write, if they time faster).
   run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune "${prof[@]}" --profile-below 2.5 ||
     fallback bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}" --profile-below 2.5
-  # TResNet-M and XL met their 2x (run 5: 2.60x, 2.93x)
+  # TResNet-M 224 and XL 640 training
   run bench_train.py $M --modes $mode "${prof[@]}" --profile-below 2
   run bench_train.py $XL --modes $mode "${prof[@]}" --profile-below 2
-  echo "# == main done after $SECONDS s ==" | tee -a "$log"
-  python check_targets.py "$log" | tee -a "$log"; echo | tee -a "$log"  # one line per target: met or missed
+  echo "# == main done after $SECONDS s ==" | tee -a "$log"; echo | tee -a "$log"
 fi
 if [ "$part" = explore ] || [ "$part" = all ]; then
   # What each change of main gives, measured against the same thing without it: inference without the autotuned
   # matrix products, TResNet-L training with inductor's own thresholds (+stock).
   run bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}"
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+stock "${prof[@]}"
-  # Next, if a target is still missed: every Triton kernel's block sizes tuned on the device (cdtune), then
-  # max-autotune's convolution templates too.
+  # Next to try: every Triton kernel's block sizes tuned on the device (cdtune), then max-autotune's convolution
+  # templates too.
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+cdtune "${prof[@]}"
   run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune+cdtune "${prof[@]}"
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parent.parent / 'benchmarks'
+TOOLS = BENCH.parent / 'tools'  # development tools that patch PyTorch internals (tools/inductor_traffic.py)
 TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '2',
         '--iters', '1', '--warmup', '0']
 
@@ -244,7 +245,7 @@ def test_kernel_bytes_reads_buffers_and_accesses_from_inductors_code():
     """A made-up inductor module: a reduction that reads a bf16 [4, 8, 2, 2] input in two loops, a float32
     per-channel vector once and writes a bf16 output once (2 * 256 + 32 + 256 bytes), launched twice, then a
     pooling kernel."""
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(TOOLS))
     from inductor_traffic import kernel_bytes
     source = """
 triton_red_fused_add_0 = async_compile.triton('triton_red_fused_add_0', '''
@@ -294,7 +295,7 @@ def test_library_bytes_counts_each_operand_of_cudnn_and_cublas_calls_once():
     """A convolution reads its input and weight and writes its output; a convolution's backward reads the output
     gradient twice and the input once, and writes the input gradient; a matrix product through a view counts the
     view's elements. 2 bytes per element."""
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(TOOLS))
     from inductor_traffic import library_bytes
     source = """
 class Runner:
@@ -312,96 +313,6 @@ class Runner:
 """
     assert library_bytes(source) == [('convolution', 2 * (72 + 32 + 144)),
                                      ('convolution_backward', 2 * (2 * 144 + 2 * 72)), ('mm', 2 * (144 + 32 + 72))]
-
-
-def test_inductor_traffic_counts_less_with_the_recompute_thresholds():
-    """inductor_traffic.py lowers a block's training step for an H100 without a GPU and counts its Triton kernels'
-    bytes: with compile.py's RECOMPUTE_OPTIONS the norm backwards no longer write and re-read float32 copies of
-    their inputs (TResNet-L 448, batch 56: 83.6 GB against 127.3 per step; here one small block)."""
-    totals = {}
-    for stock in (False, True):
-        out = subprocess.run([sys.executable, 'inductor_traffic.py', '--model-name', 'tresnet_m', '--image-size', '64',
-                              '--batch-size', '32', '--blocks', '1'] + ['--stock'] * stock,
-                             cwd=BENCH, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert '| body.layer1.0 ' in out.stdout
-        totals[stock] = float(re.search(r'# blocks: (\S+) GB', out.stdout).group(1))
-    assert 0 < totals[False] < 0.8 * totals[True], totals
-
-
-def test_inductor_traffic_counts_fewer_bytes_for_inference_with_gemm_autotuning():
-    """--inference --gemm-autotune: the 1x1 convolutions become Triton matrix products that apply the bias,
-    activation and residual as they write (TResNet-L 448, batch 64: 25.8 GB against 37.8 in all kernels); here
-    one small block (TResNet-L's first, a Bottleneck)."""
-    totals = {}
-    for autotune in (False, True):
-        out = subprocess.run([sys.executable, 'inductor_traffic.py', '--inference', '--model-name', 'tresnet_l',
-                              '--image-size', '64', '--batch-size', '32', '--blocks', '1']
-                             + ['--gemm-autotune'] * autotune, cwd=BENCH, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert 'inference batch' in out.stdout
-        triton, library, total = map(float, re.search(
-            r'# blocks: (\S+) GB per inference batch in Triton kernels; (\S+) GB in library kernels .*; '
-            r'(\S+) GB in all', out.stdout).groups())
-        assert triton > 0 and library > 0 and abs(triton + library - total) < 1e-3 * total
-        totals[autotune] = (triton, library, total)
-        # what the device would compile and time, each shape once: the first 1x1 convolution, the last one and the
-        # shortcut's (one shape), the squeeze-excite products (both 64 to 64 here); cuBLAS and many Triton templates
-        tuned = re.search(r'# autotuned matrix products: (\d+) distinct shapes, (\d+) candidate kernels', out.stdout)
-        assert (tuned is not None) == autotune, out.stdout
-        if autotune:
-            shapes, candidates = map(int, tuned.groups())
-            assert shapes == 3 and candidates > 10 * shapes, tuned.group(0)
-    assert totals[True][1] < 0.5 * totals[False][1]  # only the 3x3 convolution left to cuDNN
-    assert totals[True][2] < 0.8 * totals[False][2], totals
-
-
-def test_check_targets_reads_the_last_main_part_of_a_gpu_all_log(tmp_path, capsys):
-    """check_targets.py parses the tables that common.print_table writes: for each issue-4 target, the best fast
-    mode within the memory limit against the published mode of the same table, and main's time."""
-    sys.path.insert(0, str(BENCH))
-    from common import print_table
-
-    def table(task, model, size, batch, rows):
-        print_table(f'# {task} {model} {size}px, batch {batch}, 80 classes (-1 groups), NVIDIA H100, torch 2.11', {
-            mode: dict(images_per_s=rate, peak_gib=peak, first_step_s=first_step)
-            for mode, (rate, peak, first_step) in rows.items()})
-        print('# (10 s; 10 s since the script started; exit status 0)\n')
-
-    def main_part(l_rows, infer_rate, seconds):
-        print('# == main: the issue-4 targets ==')
-        table('train', 'tresnet_l', 448, 56, dict({'published': (300.0, 15.77, 3.0)}, **l_rows))
-        table('infer', 'tresnet_l', 448, 64,
-              {'published': (1500.0, 1.7, 1.0), 'fast+cudagraphs': (infer_rate, 1.9, 30.0)})
-        table('train', 'tresnet_m', 224, 128, {'published': (1000.0, 5.2, 1.6), 'fast+regional': (2600.0, 4.2, 73.0)})
-        table('train', 'tresnet_xl', 640, 16, {'published': (70.0, 13.1, 1.5), 'fast+regional': (205.0, 11.7, 64.0)})
-        if seconds is not None:
-            print(f'# == main done after {seconds} s ==')
-
-    def check(log_text):
-        path = tmp_path / 'gpu_all.log'
-        path.write_text(log_text)
-        out = subprocess.run([sys.executable, 'check_targets.py', str(path)], cwd=BENCH, capture_output=True,
-                             text=True, timeout=60)
-        lines = out.stdout.splitlines()
-        assert len(lines) == 6 and lines[0].startswith('# issue 4 targets'), out.stdout + out.stderr
-        return out.returncode, [line.split()[0] for line in lines[1:]], out.stdout
-
-    # An earlier run that met everything, then the run that counts: 3.2x only over 13 GiB, 2.9x within it.
-    main_part({'fast+regional': (960.0, 12.0, 90.0), 'fast+whole': (1000.0, 13.5, 150.0)}, 4000.0, 420)
-    earlier = capsys.readouterr().out
-    main_part({'fast+a': (870.0, 11.9, 90.0), 'fast+b': (960.0, 13.4, 150.0)}, 3600.0, 500)
-    code, verdicts, text = check(earlier + capsys.readouterr().out)
-    assert code == 1 and verdicts == ['MISSED', 'MISSED', 'met', 'met', 'MISSED'], text
-    assert 'fast+a 2.90x (at least 3x; 870.0 against 300.0 images/s), peak 11.90 GiB (at most 13)' in text
-    assert 'first step (compile) 90.0 s' in text and 'main under 8 minutes: 500 s' in text
-    # Every target met; then a run cut short before main ended: its training table alone, no time.
-    code, verdicts, _ = check(earlier)
-    assert code == 0 and verdicts == ['met'] * 5
-    print('# == main: the issue-4 targets ==')
-    table('train', 'tresnet_l', 448, 56, {'published': (300.0, 15.8, 3.0), 'fast': (950.0, 12.0, 90.0)})
-    code, verdicts, _ = check(earlier + capsys.readouterr().out)
-    assert code == 1 and verdicts == ['met', 'not', 'not', 'not', 'not']
 
 
 def test_benchmark_help_shows_the_defaults_and_only_the_flags_a_script_reads(capsys, monkeypatch):
@@ -427,3 +338,20 @@ def test_an_unknown_mode_stops_the_benchmark_before_any_timing(capsys, monkeypat
     with pytest.raises(SystemExit, match="unknown switch 'bogus'"):
         runpy.run_path(str(BENCH / 'bench_train.py'), run_name='__main__')
     assert 'images/s' not in capsys.readouterr().out
+
+
+def test_gpu_all_runs_only_scripts_and_modes_that_exist():
+    """benchmarks/gpu_all.sh (the GPU measurements, a dry run with SMOKE=1) is bash that parses, and every script
+    and --modes list it runs is one the benchmarks still have (the script itself needs a GPU to be worth running)."""
+    sys.path.insert(0, str(BENCH))
+    from common import parse_mode
+    script = BENCH / 'gpu_all.sh'
+    assert subprocess.run(['bash', '-n', str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    commands = re.findall(r'^\s*(?:run|fallback|python)\s+(\S+\.py)\b(.*)$', text, flags=re.MULTILINE)
+    assert len(commands) >= 10, commands
+    for name, rest in commands:
+        assert (BENCH / name).is_file(), name
+        for modes in re.findall(r'--modes\s+(\S+)', rest.replace('$mode', re.search(r'mode=(\S+)', text).group(1))):
+            for mode in modes.split(','):
+                parse_mode(mode)  # SystemExit for a mode the benchmarks no longer know

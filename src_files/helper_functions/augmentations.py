@@ -1,4 +1,4 @@
-"""Train/val image transforms of the published recipes (SPEC section 6).
+"""Train/val image transforms of the published recipes (docs/PUBLISHED_MATH.md, "Image transforms").
 
 All randomness comes from python's ``random`` module, which the trainer seeds per image from (seed, epoch,
 index) (src_files/engine/seeded_samples.py), so a resumed run augments as the uninterrupted one. Images are

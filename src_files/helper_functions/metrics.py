@@ -1,4 +1,4 @@
-"""Evaluation metrics of the published code (SPEC section 4), vectorised over samples and classes.
+"""Evaluation metrics of the published code (docs/PUBLISHED_MATH.md), vectorised over samples and classes.
 
 All inputs are numpy arrays [N, C]; a target counts as positive where it equals 1 (as published).
 Results in percent, except ``average_precision``.

@@ -1,10 +1,10 @@
 """The bytes inductor's generated GPU kernels move in a training step or an inference batch, counted on a machine
 without a GPU.
 
-    python benchmarks/inductor_traffic.py --model-name tresnet_l --image-size 448 --batch-size 56
-    python benchmarks/inductor_traffic.py ... --stock          # inductor's own store-vs-recompute thresholds
-    python benchmarks/inductor_traffic.py ... --code-dir DIR   # also keep the generated code of every block
-    python benchmarks/inductor_traffic.py --inference --batch-size 64 [--gemm-autotune]
+    python tools/inductor_traffic.py --model-name tresnet_l --image-size 448 --batch-size 56
+    python tools/inductor_traffic.py ... --stock          # inductor's own store-vs-recompute thresholds
+    python tools/inductor_traffic.py ... --code-dir DIR   # also keep the generated code of every block
+    python tools/inductor_traffic.py --inference --batch-size 64 [--gemm-autotune]
 
 Every distinct residual block, as `--compile-scope regional` compiles it (bf16 autocast, channels-last, the
 memory-saving backward unless --no-lowmem, ReLU masks handed on; with --inference: folded norms, fp16, no
@@ -14,8 +14,8 @@ count takes every buffer it reads or writes whole, once per loop of the kernel t
 that writes it (a pooling window's loads in one loop are one pass; a reduction's two loops are two; a matrix
 product template's operands once each). The library kernels (cuDNN convolutions, cuBLAS matrix products) are
 counted apart, each operand once in 2-byte elements (a convolution's backward reads its output gradient twice
-and its input once, and writes the input gradient); bench_traffic.py's floor leaves them out. The stem and the
-head are left out (under 1%).
+and its input once, and writes the input gradient); benchmarks/bench_traffic.py's floor leaves them out. The stem
+and the head are left out (under 1%).
 
 --gemm-autotune compiles with compile.py's GEMM_AUTOTUNE_OPTIONS, under which inductor chooses each matrix
 product by timing it on the device. Without a device the count takes the Triton template every time, with the
@@ -23,8 +23,9 @@ following pointwise work fused into it: what the generated code moves if the tem
 also prints how many matrix-product shapes and candidate kernels the device would compile and time at the first
 call (a whole-model compile tunes each shape once), which is what this option adds to the compile time.
 
-A development tool: it patches torch.cuda's device queries and inductor's code loading (checked with PyTorch
-2.14), so a newer PyTorch may need it adjusted.
+A development tool, kept out of benchmarks/ because it measures nothing on a device and patches PyTorch internals:
+torch.cuda's device queries and inductor's code loading (checked with PyTorch 2.14), so a newer PyTorch may need
+it adjusted. Its counts are in BENCHMARKS.md.
 """
 import argparse
 import ast
@@ -41,8 +42,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from src_files.models import create_model, fold_norm_layers  # noqa: E402
 from src_files.models.compile import compile_options  # noqa: E402
-from src_files.models.tresnet import set_memory_efficient  # noqa: E402
-from src_files.models.tresnet.tresnet import BasicBlock, Bottleneck, chain_block_relus  # noqa: E402
+from src_files.models.tresnet import BasicBlock, Bottleneck, chain_block_relus, set_memory_efficient  # noqa: E402
 
 BYTES = {'bf16': 2, 'fp16': 2, 'fp32': 4, 'fp64': 8, 'i1': 1, 'i8': 1, 'u8': 1, 'i32': 4, 'i64': 8}
 H100 = collections.namedtuple('Props', 'name major minor multi_processor_count total_memory warp_size '
@@ -304,7 +304,7 @@ def distinct_blocks(model, image_size):
         h.remove()
     groups = collections.OrderedDict()
     for name, m in blocks.items():  # stage, first of its stage, ReLU-mask hand-over in and out
-        key = (name.split('.')[-2], name.endswith('.0'), m.relu_grad_from_previous, m.relu_grad_to_next)
+        key = (name.split('.')[-2], name.endswith('.0'), type(m), type(m.relu))
         groups.setdefault(key, []).append(name)
     return [(names[0], blocks[names[0]], shapes[names[0]], len(names)) for names in groups.values()]
 
