@@ -9,7 +9,8 @@ import torch
 from src_files.data.files import check_images_exist, require_dir, require_file
 from src_files.data.image_list import ImageList
 from src_files.data.labels import parse_label_list
-from src_files.errors import UserError
+from src_files.errors import UserError, why_torch_load_failed
+from src_files.safe_load import torch_load
 
 SPLITS = ('train', 'val')
 WORDVEC_DIM = 300
@@ -87,10 +88,10 @@ def read_wordvecs(path, num_classes):
     """Word vectors [300, num_classes] from a tensor saved as [300, n] or [n, 300], bare or in a dict."""
     require_file(path, "NUS-WIDE word vector file", _SWAP_NOTE)
     try:
-        value = torch.load(path, map_location='cpu', weights_only=True)
+        value = torch_load(path)  # (never runs code from the file)
     except Exception as error:  # torch.load raises many types (pickle, zip, runtime) on a foreign file
-        first_line = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UserError(f"cannot read word vectors from {path} ({first_line}); {_SWAP_NOTE}") from None
+        raise UserError(f"cannot read word vectors from {path} ({why_torch_load_failed(path, error)}); "
+                        f"{_SWAP_NOTE}") from None
     accepted = f"[{WORDVEC_DIM}, {num_classes}] or [{num_classes}, {WORDVEC_DIM}]"
     if isinstance(value, dict):  # keep the one tensor of a fitting shape
         shapes = {key: list(v.shape) for key, v in value.items() if isinstance(v, torch.Tensor)}

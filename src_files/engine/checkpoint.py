@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from src_files.errors import UserError, why_torch_load_failed
+from src_files.safe_load import torch_load
 
 LATEST = 'latest.pth'
 BEST = 'best.pth'
@@ -133,7 +134,7 @@ def load_latest(path):
         raise UserError(f"nothing to resume: {path} not found (start without --resume, or point --output-dir "
                         f"at the folder of the run to continue)")
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = torch_load(path)  # (never runs code from the file)
     except Exception as error:  # noqa: BLE001 - any failure means the file is not a resume checkpoint
         raise UserError(f"{path} is not a readable training checkpoint ({why_torch_load_failed(path, error)})") \
             from None

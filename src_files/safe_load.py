@@ -1,0 +1,35 @@
+"""torch.load that runs no code from the file it reads.
+
+A .pth file is a pickle, and unpickling can call any function the file names. Every load here uses
+torch.load(weights_only=True), which rebuilds only tensors, containers, numbers and strings, plus the few
+harmless types in SAFE_GLOBALS that published and older checkpoints keep beside their weights: the
+argparse Namespace of their run, numpy numbers, dtypes and arrays. A file that names anything else is refused
+(errors.refused_global tells which name); unsafe=True, the scripts' --unsafe-load, unpickles it in full and is
+meant for trusted files only.
+"""
+import argparse
+
+import numpy as np
+import torch
+
+
+def _numpy_globals():
+    """numpy scalars, dtypes and arrays, under the module names of numpy 1 (numpy.core) and 2 (numpy._core)."""
+    scalar = np.float64(0).__reduce__()[0]  # multiarray.scalar
+    reconstruct = np.zeros(0).__reduce__()[0]  # multiarray._reconstruct
+    found = [np.ndarray, np.dtype] + [type(np.dtype(code)) for code in '?bBhHiIlLqQefdgFDGSUO']
+    for function in (scalar, reconstruct):
+        found += [(function, f'{package}.multiarray.{function.__name__}') for package in ('numpy.core', 'numpy._core')]
+    return found
+
+
+SAFE_GLOBALS = [argparse.Namespace] + _numpy_globals()
+
+
+def torch_load(path, map_location='cpu', unsafe=False):
+    """torch.load(path) with weights_only=True and SAFE_GLOBALS allowed for this load only; unsafe=True: a
+    full unpickling (it runs whatever the file asks for)."""
+    if unsafe:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        return torch.load(path, map_location=map_location, weights_only=True)
