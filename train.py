@@ -4,7 +4,7 @@
     python train.py --data /path/to/coco --model-path tresnet_l_21k.pth
     torchrun --nproc_per_node 8 train.py --data /path/to/coco --model-path tresnet_l_21k.pth
 """
-from src_files.engine import cli, distributed, trainer
+from src_files.engine import cli, distributed, run_setup, trainer
 from src_files.engine.evaluation import predict
 from src_files.errors import UserError
 
@@ -17,7 +17,7 @@ DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epoch
 
 def build_parser():
     parser = cli.make_parser(__doc__.split('\n')[0])
-    trainer.add_train_args(parser, data='data/coco', model_name='tresnet_l', image_size=448, batch_size=56, lr=1e-4,
+    run_setup.add_train_args(parser, data='data/coco', model_name='tresnet_l', image_size=448, batch_size=56, lr=1e-4,
                            weight_decay=1e-4, num_of_groups=-1, zsl=0, output_dir='outputs/coco',
                            demo_defaults=DEMO_DEFAULTS,
                            num_classes_help="number of classes (None = as many as the annotation file has)")
@@ -27,7 +27,7 @@ def build_parser():
 def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     from src_files.data import coco_datasets, demo_coco_root
-    state, finished = trainer.prepare(args, explicit, DEMO_DEFAULTS, demo_coco_root)
+    state, finished = run_setup.prepare(args, explicit, DEMO_DEFAULTS, demo_coco_root)
     if finished:
         print(finished)
         return 0
@@ -52,12 +52,10 @@ def main(argv=None):
 
     trainer.reseed_for_init(args.seed)
     model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path)
-    amp_dtype = trainer.AMP_DTYPES[trainer.resolve_amp(args.amp, info.device)]
-    channels_last = info.device.type == 'cuda' and args.channels_last
 
-    def evaluate(module):
-        scores, targets = predict(module, val_set, info, args.batch_size, args.workers, amp_dtype=amp_dtype,
-                                  channels_last=channels_last)
+    def evaluate(module, precision):
+        scores, targets = predict(module, val_set, info, args.batch_size, args.workers,
+                                  amp_dtype=precision.amp_dtype, channels_last=precision.channels_last)
         return {'mAP': mAP(targets, scores)}
 
     task = trainer.TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,

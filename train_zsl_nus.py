@@ -6,7 +6,7 @@
 Trains on the seen classes of benchmark_81_v0.json and reports, each epoch, ZSL (unseen classes) and GZSL
 (seen + unseen) mAP, F1@3 and F1@5.
 """
-from src_files.engine import cli, distributed, trainer
+from src_files.engine import cli, distributed, run_setup, trainer
 from src_files.engine.zsl import evaluate_zsl, format_zsl
 from src_files.errors import UserError
 
@@ -19,7 +19,7 @@ DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epoch
 
 def build_parser():
     parser = cli.make_parser(__doc__.split('\n')[0])
-    trainer.add_train_args(parser, data='data/nus_wide', model_name='tresnet_l', image_size=224, batch_size=56,
+    run_setup.add_train_args(parser, data='data/nus_wide', model_name='tresnet_l', image_size=224, batch_size=56,
                            lr=1e-4, weight_decay=1e-2, num_of_groups=None, zsl=1, output_dir='outputs/nus_zsl',
                            demo_defaults=DEMO_DEFAULTS,
                            num_classes_help="number of training classes (None = the seen classes of "
@@ -33,7 +33,7 @@ def build_parser():
 def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     from src_files.data import demo_nus_root, load_nus_wide_zsl
-    state, finished = trainer.prepare(args, explicit, DEMO_DEFAULTS, demo_nus_root)
+    state, finished = run_setup.prepare(args, explicit, DEMO_DEFAULTS, demo_nus_root)
     if finished:
         print(finished)
         return 0
@@ -60,15 +60,13 @@ def main(argv=None):
 
     trainer.reseed_for_init(args.seed)
     model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path)
-    amp_dtype = trainer.AMP_DTYPES[trainer.resolve_amp(args.amp, info.device)]
-    channels_last = info.device.type == 'cuda' and args.channels_last
 
     def setup_model(module):
         update_wordvecs(module, train_wordvecs=nus.train_wordvecs)
 
-    def evaluate(module):
-        results = evaluate_zsl(module, nus, info, args.batch_size, args.workers, amp_dtype=amp_dtype,
-                               channels_last=channels_last)
+    def evaluate(module, precision):
+        results = evaluate_zsl(module, nus, info, args.batch_size, args.workers, amp_dtype=precision.amp_dtype,
+                               channels_last=precision.channels_last)
         details = {f"{view}_{k}": v for view, r in results.items() for k, v in r.items()}
         return {'mAP': results['zsl']['mAP'], 'details': details, 'text': format_zsl(results)}
 

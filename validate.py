@@ -19,8 +19,8 @@ from src_files.errors import UserError
 
 def build_parser():
     parser = cli.make_parser(__doc__.split('\n')[0])
-    parser.add_argument('--model-path', default='models_local/tresnet_l_COCO__448_90_0.pth',
-                        help="checkpoint to score (a local file; nothing is downloaded)")
+    parser.add_argument('--model-path', default=None,
+                        help="checkpoint to score, a local file (nothing is downloaded); required unless --demo")
     parser.add_argument('--data', default='data/coco',
                         help="COCO 2014 folder (annotations/instances_val2014.json, val2014/); with --zsl 1 the "
                              "NUS-WIDE zsl folder")
@@ -28,7 +28,7 @@ def build_parser():
                        from_checkpoint=True)
     parser.add_argument('--batch-size', type=int, default=48, help="images per forward pass")
     parser.add_argument('-j', '--workers', type=int, default=cli.default_workers(), help="data-loading processes")
-    parser.add_argument('--thr', type=float, default=0.75, help="probability threshold of CP, CR, CF1, OP, OR, OF1")
+    cli.add_threshold_arg(parser, help="probability threshold of CP, CR, CF1, OP, OR, OF1")
     cli.add_device_arg(parser)
     parser.add_argument('--json', default='', metavar='PATH', help="also write the metrics to this JSON file")
     parser.add_argument('--demo', action='store_true', default=False,
@@ -50,12 +50,68 @@ def warn_if_class_order_differs(model_classes, data_classes, model_path, data, i
               f"if both list the same classes in the same order", flush=True)
 
 
+def score_zsl(args, model, info, dtype, channels_last, transform):
+    """ZSL and GZSL metrics of a zero-shot model on a NUS-WIDE folder -> (results, image views scored)."""
+    from src_files.data import load_nus_wide_zsl
+    from src_files.engine.zsl import evaluate_zsl
+    nus = load_nus_wide_zsl(args.data, transform, transform)
+    results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
+                           channels_last=channels_last, restore_train=False,
+                           check_scores=lambda scores: check_finite(scores, dtype))
+    if info.is_main:
+        for name in ('zsl', 'gzsl'):
+            r = results[name]
+            print(f"{name.upper()} mAP {r['mAP']:.2f} F1@3 {r['F1@3']:.2f} (P {r['P@3']:.2f} R {r['R@3']:.2f}) "
+                  f"F1@5 {r['F1@5']:.2f} (P {r['P@5']:.2f} R {r['R@5']:.2f})")
+    return results, len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
+
+
+def score_coco(args, model, class_names, info, dtype, channels_last, transform):
+    """mAP and the threshold metrics on a COCO val folder -> (results, images scored)."""
+    from src_files.data import CocoDetection
+    from src_files.data.files import require_dir
+    require_dir(args.data, "COCO data folder", "pass the folder holding annotations/ and val2014/ with --data")
+    val_set = CocoDetection(os.path.join(args.data, 'val2014'),
+                            os.path.join(args.data, 'annotations', 'instances_val2014.json'), transform)
+    if len(val_set.class_names) != args.num_classes:
+        raise UserError(f"the model scores {args.num_classes} classes but {args.data} has "
+                        f"{len(val_set.class_names)} categories")
+    warn_if_class_order_differs(class_names, val_set.class_names, args.model_path, args.data, info.is_main)
+    scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
+                              channels_last=channels_last)
+    check_finite(scores, dtype)
+    results = multilabel_metrics(scores, targets, args.thr)
+    if info.is_main:
+        print(f"mAP {results['mAP']:.2f}")
+        print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
+              f" (threshold {args.thr})")
+    return results, len(scores)  # gathered from every process: each image once
+
+
+def report(args, results, n_images, elapsed, info, dtype):
+    """The closing line (rate, model, device, dtype) and the --json file."""
+    unit = 'image views (ZSL + GZSL)' if args.zsl else 'images'
+    print(f"{n_images} {unit} in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} {unit.split()[0]}/s"
+          + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
+          f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
+    if args.json:
+        payload = dict(results, model_path=args.model_path, data=args.data, model_name=args.model_name,
+                       image_size=args.image_size)
+        if args.zsl:  # top-K metrics: no threshold; each test image is scored in both views
+            payload['image_views'] = n_images
+        else:
+            payload.update(threshold=args.thr, images=n_images)
+        with open(args.json, 'w') as f:
+            json.dump(payload, f, indent=2)
+        print(f"metrics written to {args.json}")
+
+
 def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
     if args.batch_size <= 0 or args.workers < 0:
         raise UserError("--batch-size must be positive and --workers 0 or more")
-    if not 0 <= args.thr < 1:
-        raise UserError(f"--thr is a probability threshold in [0, 1), got {args.thr}")
+    cli.check_threshold(args.thr)
+    cli.require_model_path(args)
     if args.json:  # find an unwritable path before the run, not after it
         from src_files.engine.checkpoint import prepare_output_dir
         prepare_output_dir(os.path.dirname(os.path.abspath(args.json)), flag='--json path')
@@ -71,54 +127,11 @@ def main(argv=None):
     transform = val_transform(args.image_size)
     start = time.time()
     if args.zsl:
-        from src_files.data import load_nus_wide_zsl
-        from src_files.engine.zsl import evaluate_zsl
-        nus = load_nus_wide_zsl(args.data, transform, transform)
-        results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
-                               channels_last=channels_last, restore_train=False,
-                               check_scores=lambda scores: check_finite(scores, dtype))
-        n_images = len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
-        unit = 'image views (ZSL + GZSL)'
-        if info.is_main:
-            for name in ('zsl', 'gzsl'):
-                r = results[name]
-                print(f"{name.upper()} mAP {r['mAP']:.2f} F1@3 {r['F1@3']:.2f} (P {r['P@3']:.2f} R {r['R@3']:.2f}) "
-                      f"F1@5 {r['F1@5']:.2f} (P {r['P@5']:.2f} R {r['R@5']:.2f})")
+        results, n_images = score_zsl(args, model, info, dtype, channels_last, transform)
     else:
-        from src_files.data import CocoDetection
-        from src_files.data.files import require_dir
-        require_dir(args.data, "COCO data folder", "pass the folder holding annotations/ and val2014/ with --data")
-        val_set = CocoDetection(os.path.join(args.data, 'val2014'),
-                                os.path.join(args.data, 'annotations', 'instances_val2014.json'), transform)
-        if len(val_set.class_names) != args.num_classes:
-            raise UserError(f"the model scores {args.num_classes} classes but {args.data} has "
-                            f"{len(val_set.class_names)} categories")
-        warn_if_class_order_differs(class_names, val_set.class_names, args.model_path, args.data, info.is_main)
-        scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
-                                  channels_last=channels_last)
-        check_finite(scores, dtype)
-        results = multilabel_metrics(scores, targets, args.thr)
-        n_images = len(scores)  # gathered from every process: each image once
-        unit = 'images'
-        if info.is_main:
-            print(f"mAP {results['mAP']:.2f}")
-            print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
-                  f" (threshold {args.thr})")
-    elapsed = time.time() - start
+        results, n_images = score_coco(args, model, class_names, info, dtype, channels_last, transform)
     if info.is_main:
-        print(f"{n_images} {unit} in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} {unit.split()[0]}/s"
-              + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
-              f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
-        if args.json:
-            payload = dict(results, model_path=args.model_path, data=args.data, model_name=args.model_name,
-                           image_size=args.image_size)
-            if args.zsl:  # top-K metrics: no threshold; each test image is scored in both views
-                payload['image_views'] = n_images
-            else:
-                payload.update(threshold=args.thr, images=n_images)
-            with open(args.json, 'w') as f:
-                json.dump(payload, f, indent=2)
-            print(f"metrics written to {args.json}")
+        report(args, results, n_images, time.time() - start, info, dtype)
     return 0
 
 

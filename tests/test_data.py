@@ -1,5 +1,6 @@
 """Datasets: class order, filtering, targets, every user error, label parsing, zsl views and the demo cache."""
 import json
+import logging
 import os
 
 import numpy as np
@@ -386,13 +387,15 @@ def test_csv_one_label_per_row_merges_an_images_rows(tmp_path):
 
 # ---------------------------------------------------------------- demo
 
-def test_demo_coco_builds_once_and_loads(tmp_path, capsys):
+def test_demo_coco_builds_once_and_loads(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger='src_files')
     root = demo_coco_root(str(tmp_path), num_train=24, num_val=8)
-    assert 'building demo dataset in' in capsys.readouterr().out
+    assert 'building demo dataset in' in caplog.text
+    caplog.clear()
     marker = os.path.join(root, demo._MARKER)
     mtime = os.stat(marker).st_mtime_ns
     assert demo_coco_root(str(tmp_path), num_train=24, num_val=8) == root
-    assert capsys.readouterr().out == '' and os.stat(marker).st_mtime_ns == mtime
+    assert caplog.text == '' and os.stat(marker).st_mtime_ns == mtime
     assert sorted(os.listdir(tmp_path)) == ['coco_24_8']  # no temporary folder left
     train, val = coco_datasets(root, None, None)
     assert train.class_names == demo.CLASS_NAMES and len(train.class_names) == 16
@@ -423,11 +426,12 @@ def test_demo_interrupted_build_leaves_no_cache(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_demo_stale_version_is_rebuilt(tmp_path, monkeypatch, capsys):
+def test_demo_stale_version_is_rebuilt(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger='src_files')
     root = demo_coco_root(str(tmp_path), num_train=4, num_val=2)
     monkeypatch.setattr(demo, 'DEMO_VERSION', demo.DEMO_VERSION + 1)
     assert demo_coco_root(str(tmp_path), num_train=4, num_val=2) == root
-    assert capsys.readouterr().out.count('building') == 2
+    assert caplog.text.count('building') == 2
     with open(os.path.join(root, demo._MARKER)) as f:
         assert str(demo.DEMO_VERSION) in f.read()
 
@@ -446,3 +450,17 @@ def test_demo_nus_zero_shot_folder(tmp_path):
     w = dict(zip(data.seen_classes + data.unseen_classes, data.gzsl_wordvecs.t()))
     cos = torch.nn.functional.cosine_similarity
     assert cos(w['red circle'] - w['red square'], w['blue circle'] - w['blue square'], dim=0) > 0.9
+
+
+def test_digits_set_is_a_coco_folder_of_unseen_handwriting(tmp_path):
+    from src_files.data import digits
+    root = digits.digits_coco_root(str(tmp_path), num_train=20, num_val=8)
+    train, val = coco_datasets(root, None, None)
+    assert train.class_names == [str(d) for d in range(10)] and len(train) == 20 and len(val) == 8
+    image, target = train[0]
+    assert image.size == (64, 64) and image.mode == 'RGB' and 1 <= target.sum() <= 3
+    train_scans, _ = digits._scans('train')
+    val_scans, _ = digits._scans('val')
+    assert len(train_scans) + len(val_scans) == 1797
+    flat = {s.tobytes() for s in train_scans}
+    assert not any(s.tobytes() in flat for s in val_scans)

@@ -61,9 +61,16 @@ def test_shards_cover_every_index_once(n, world):
     assert sorted(seen) == list(range(n))
 
 
-def test_seed_for_differs_per_epoch_and_rank():
-    seeds = {distributed.seed_for(0, e, r) for e in range(50) for r in range(4)}
-    assert len(seeds) == 200
+def test_derived_seeds_never_coincide():
+    """Every (purpose, epoch, rank) gets its own seed, and none is the plain --seed (the weights' stream must not
+    restart as the first epoch's dropout, as `manual_seed(seed + epoch)` would do at seed 0, epoch 0)."""
+    from src_files.engine.seeds import PURPOSES, derive_seed
+    for seed in (0, 1, 2 ** 32 - 1):
+        seeds = [derive_seed(seed, p, e, r) for p in PURPOSES for e in range(30) for r in range(4)]
+        assert len(set(seeds)) == len(seeds) and seed not in seeds and all(0 <= s < 2 ** 63 for s in seeds)
+    assert derive_seed(3, 'dropout', 1) == derive_seed(3, 'dropout', 1)  # a function of the key only
+    with pytest.raises(ValueError):
+        derive_seed(0, 'weights')
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
@@ -195,7 +202,7 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
                                             ('seed', 2 ** 32, r'--seed must be in')])
 def test_check_train_args_names_the_bad_flag(key, value, flag):
     from argparse import Namespace
-    from src_files.engine.trainer import check_train_args
+    from src_files.engine.run_setup import check_train_args
     good = dict(lr=1e-4, batch_size=8, epochs=2, image_size=64, workers=0, stop_after=0, ema_decay=0.9997,
                 weight_decay=1e-4, seed=0)
     check_train_args(Namespace(**good))
@@ -241,7 +248,7 @@ def test_seeded_samples_draw_the_same_augmentation_whatever_the_workers_and_orde
 
 
 def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
-    from src_files.engine.trainer import refuse_to_overwrite
+    from src_files.engine.run_setup import refuse_to_overwrite
     refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet
     (tmp_path / 'run').mkdir()
     refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
@@ -253,7 +260,7 @@ def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
 def test_resume_takes_the_runs_settings_unless_given_again(tmp_path):
     """--amp is the run's too: a run started with the published fp16 + loss scaling must not resume in bf16."""
     from argparse import Namespace
-    from src_files.engine.trainer import resolve_resume
+    from src_files.engine.run_setup import resolve_resume
     saved = dict(amp='fp16', lr=1e-3, data='/data/coco', workers=8)
     ckpt.atomic_save({'model': {}, 'ema': {}, 'optimizer': {}, 'scheduler': {}, 'epoch': 1, 'args': saved},
                      str(tmp_path / ckpt.LATEST))
@@ -267,7 +274,7 @@ def test_resume_takes_the_runs_settings_unless_given_again(tmp_path):
 
 
 def test_fp16_training_on_a_cpu_gets_a_note(capsys):
-    from src_files.engine.trainer import resolve_amp
+    from src_files.engine.run_setup import resolve_amp
     assert resolve_amp('fp16', torch.device('cpu'), warn=True) == 'fp16'
     assert 'very slow' in capsys.readouterr().out
     assert resolve_amp('auto', torch.device('cpu'), warn=True) == 'off' and capsys.readouterr().out == ''

@@ -226,3 +226,59 @@ def test_channels_last_feature_maps():
     x = torch.randn(2, 32, 3, 5)
     with torch.no_grad():
         torch.testing.assert_close(nhwc(x.permute(0, 2, 3, 1)), head(x))
+
+
+def _dropout_sites(head):
+    """name -> setter of the rate for each dropout site of the decoder layer (attention included)."""
+    layer = head.decoder.layers[0]
+    sites = {name: (lambda p, m=getattr(layer, name): setattr(m, 'p', p))
+             for name in ('dropout1', 'dropout2', 'dropout', 'dropout3')}
+    sites['attention'] = lambda p: setattr(layer.multihead_attn, 'dropout', p)
+    return sites
+
+
+def test_training_branch_matches_the_published_one_without_dropout():
+    """The fast head's training path (per-sample queries, fused attention) against the published path: same
+    outputs and the same gradients for every parameter and the input, in float64, dropout off."""
+    head = randomize(MLDecoder(10, 4, 16, initial_num_features=24)).double().train()
+    for set_rate in _dropout_sites(head).values():
+        set_rate(0.0)
+    x = torch.randn(3, 24, 2, 3, dtype=torch.float64)
+    results = {}
+    for impl in ('fast', 'published'):
+        set_head_impl(head, impl)
+        head.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        out = head(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results[impl] = [out.detach(), xi.grad] + [p.grad.clone() for p in head.parameters() if p.requires_grad]
+    for fast, published in zip(results['fast'], results['published']):
+        torch.testing.assert_close(fast, published, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('site', ['dropout1', 'dropout2', 'dropout', 'dropout3', 'attention'])
+def test_each_dropout_site_draws_like_the_published_head(site):
+    """One dropout site on (rate 0.5), the others off: over many draws the fast head's outputs have the mean,
+    the spread and the independence between images of the published head's (a shared mask across the batch,
+    a missing 1 / (1 - p) scaling or a site that drops nothing would show here)."""
+    head = randomize(MLDecoder(6, 3, 16, initial_num_features=8)).double().train()
+    for name, set_rate in _dropout_sites(head).items():
+        set_rate(0.5 if name == site else 0.0)
+    x = torch.randn(2, 8, 2, 2, dtype=torch.float64)
+    draws = 1500
+    stats = {}
+    with torch.no_grad():
+        for impl in ('fast', 'published'):
+            set_head_impl(head, impl)
+            torch.manual_seed(1)
+            y = torch.stack([head(x) for _ in range(draws)])  # [draws, 2 images, 6 classes]
+            dev = y - y.mean(0)
+            corr = (dev[:, 0] * dev[:, 1]).mean(0) / (dev[:, 0].std(0) * dev[:, 1].std(0))
+            stats[impl] = (y.mean(0), y.std(0), corr)
+    (m_f, s_f, c_f), (m_p, s_p, c_p) = stats['fast'], stats['published']
+    assert s_p.min() > 1e-3  # the site does drop something
+    se = torch.sqrt((s_f ** 2 + s_p ** 2) / draws)
+    assert ((m_f - m_p).abs() / se).max() < 5
+    assert ((s_f / s_p) - 1).abs().max() < 0.12
+    assert (c_f - c_p).abs().max() < 0.15  # both draw each image's mask on its own

@@ -20,6 +20,8 @@ import validate
 from src_files.data import demo_coco_root, demo_nus_root
 from src_files.engine import cli
 
+pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '8', '--workers', '0', '--lr', '1e-3']
 
@@ -101,7 +103,7 @@ def test_train_writes_checkpoints_metrics_and_plot(trained):
     assert {'model', 'ema', 'optimizer', 'scheduler', 'rng', 'args', 'best', 'class_names'} <= set(latest)
 
 
-def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
+def test_validate_on_best(trained, coco, work, capfd):
     out, _ = trained
     best = torch.load(out / 'best.pth', weights_only=True)
     report = work / 'metrics.json'
@@ -115,25 +117,42 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
     data = json.loads(report.read_text())
     assert {'mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1'} <= set(data)
     assert 'warning' not in stdout
-    # Class names of the checkpoint in another order than the data's categories: scored, with a warning.
+
+
+def test_validate_warns_when_the_class_order_differs(trained, coco, work, capfd):
+    """Class names of the checkpoint in another order than the data's categories: scored, with a warning."""
+    out, _ = trained
+    best = torch.load(out / 'best.pth', weights_only=True)
     names = best['idx_to_class']
     torch.save(dict(best, idx_to_class={i: names[len(names) - 1 - i] for i in names}), work / 'reversed.pth')
     code, stdout, stderr = call_main(validate, ['--model-path', work / 'reversed.pth', '--data', coco,
                                                 '--workers', 0], capfd)
     assert code == 0 and re.search(r'warning: \d+ of 16 class names .* differ', stdout), stdout + stderr
 
-    # latest.pth (training state) scores too: model name, image size and class names come from its run settings.
+
+def test_validate_scores_a_training_checkpoint(trained, coco, capfd):
+    """latest.pth (training state) scores too: model name, image size and class names come from its run."""
+    out, _ = trained
     code, stdout, stderr = call_main(validate, ['--model-path', out / 'latest.pth', '--data', coco, '--workers', 0],
                                      capfd)
     assert code == 0 and 'is a training checkpoint' in stdout and 'tresnet_m 64px' in stdout, stdout + stderr
     assert 'warning' not in stdout
-    # validate.py --demo finds what train.py --demo wrote (outputs/demo/best.pth) without --model-path.
+
+
+def test_validate_demo_finds_the_demo_run(trained, coco, work, capfd, monkeypatch):
+    """validate.py --demo finds what train.py --demo wrote (outputs/demo/best.pth) without --model-path."""
+    out, _ = trained
+    code, stdout, _ = call_main(validate, ['--model-path', out / 'best.pth', '--data', coco, '--workers', 0], capfd)
+    mAP_line = [line for line in stdout.splitlines() if line.startswith('mAP ')][0]
     (work / 'outputs' / 'demo').mkdir(parents=True, exist_ok=True)
     shutil.copy(out / 'best.pth', work / 'outputs' / 'demo' / 'best.pth')
     monkeypatch.chdir(work)
     code, stdout, stderr = call_main(validate, ['--demo', '--data', coco, '--workers', 0], capfd)
     assert code == 0 and mAP_line in stdout, stdout + stderr
 
+
+def test_infer_labels_a_folder(trained, coco, work, capfd):
+    out, _ = trained
     pics = os.path.join(coco, 'val2014')
     labelled = work / 'labelled'
     code, stdout, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', pics, '--th', 0.0,
@@ -143,6 +162,10 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
     assert len(lines) == len(os.listdir(pics)) and lines[0].count('(') == 3
     assert sorted(os.listdir(labelled)) == sorted(os.listdir(pics))
 
+
+def test_infer_skips_unreadable_images_and_refuses_bad_save_paths(trained, coco, work, capfd):
+    out, _ = trained
+    pics = os.path.join(coco, 'val2014')
     # A folder with an unreadable file: the readable images are labelled, the bad one is skipped with a note.
     mixed = work / 'mixed_pics'
     mixed.mkdir()
@@ -162,7 +185,12 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
                              capfd)
     assert_user_error(code, err, 'would overwrite the input image')
     assert (mixed / first).read_bytes() == original
-    # One image, named classes; no class of a 16-class checkpoint is named by a number.
+
+
+def test_infer_one_image_names_its_classes(trained, coco, work, capfd):
+    """One image, named classes; no class of a 16-class checkpoint is named by a number (best.pth and latest.pth)."""
+    out, _ = trained
+    pics = os.path.join(coco, 'val2014')
     one = os.path.join(pics, sorted(os.listdir(pics))[0])
     code, stdout, _ = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', one, '--th', 0.0,
                                         '--top-k', 1, '--save-path', work / 'one.png'], capfd)
@@ -171,6 +199,16 @@ def test_validate_and_infer_on_best(trained, coco, work, capfd, monkeypatch):
     code, stdout, _ = call_main(infer, ['--model-path', out / 'latest.pth', '--pic-path', one, '--th', 0.0,
                                         '--top-k', 1], capfd)
     assert code == 0 and any(colour in stdout for colour in ('red', 'green', 'blue', 'yellow')), stdout
+
+
+def test_infer_notes_a_size_that_differs_from_the_checkpoint(trained, coco, capfd):
+    """A flag given explicitly wins over the checkpoint's recorded setting, with a one-line note."""
+    out, _ = trained
+    one = os.path.join(coco, 'val2014', sorted(os.listdir(os.path.join(coco, 'val2014')))[0])
+    code, stdout, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', one,
+                                             '--image-size', 96], capfd)
+    assert code == 0, stderr
+    assert 'records --image-size 64; using --image-size 96 as given' in stdout
 
 
 def test_resume_continues_exactly(trained, coco, work):
@@ -432,3 +470,102 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
     assert code == 0, stderr
     assert 'warning: torch.compile split the model into' in stdout
     assert modes == ['reduce-overhead', 'default'] and len(step_marks) == 3  # no CUDA graphs: no marks
+
+
+class _WritesAMarker:
+    """Unpickling it would create the file `marker` (a stand-in for whatever code a downloaded file carries)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+class _Note:
+    """A harmless custom class in a trusted checkpoint: only --unsafe-load rebuilds it."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_by_every_script(coco, work, capfd):
+    marker = work / 'MARKER'
+    evil = work / 'evil.pth'
+    torch.save({'model': {'body.conv1.0.weight': torch.ones(2, 3, 1, 1)}, 'x': _WritesAMarker(marker)}, evil)
+    image = os.path.join(coco, 'val2014', sorted(os.listdir(os.path.join(coco, 'val2014')))[0])
+    runs = [(validate, ['--model-path', evil, '--data', coco, '--workers', 0]),
+            (infer, ['--model-path', evil, '--pic-path', image, '--workers', 0]),
+            (train, ['--data', coco, '--model-path', evil, '--epochs', 1, '--output-dir', work / 'evil_out'] + SMALL)]
+    for module, args in runs:
+        code, _, err = call_main(module, args, capfd)
+        line = assert_user_error(code, err, 'evil.pth was not loaded', 'it pickles exec',
+                                 'only if you trust the file, pass --unsafe-load')
+        assert line.endswith('--unsafe-load'), line
+        assert not marker.exists(), module.__name__
+    # As a user runs it (its own process, the exit code the shell sees).
+    code, _, err = run_script('validate.py', ['--model-path', evil, '--data', coco, '--workers', 0], work)
+    assert_user_error(code, err, 'pass --unsafe-load')
+    assert not marker.exists()
+
+
+def test_old_and_trusted_checkpoints_in_the_scripts(trained, coco, work, capfd):
+    """A best.pth that also holds an argparse Namespace and numpy numbers loads as it is; one that holds another
+    class loads only with --unsafe-load."""
+    import argparse
+
+    import numpy as np
+    out, _ = trained
+    best = torch.load(out / 'best.pth', weights_only=True)
+    torch.save(dict(best, args=argparse.Namespace(lr=1e-3), epoch=np.int64(2), score=np.float32(0.5),
+                    history=np.zeros(2)), work / 'old_style.pth')
+    pics = os.path.join(coco, 'val2014')
+    code, stdout, stderr = call_main(infer, ['--model-path', work / 'old_style.pth', '--pic-path', pics, '--workers',
+                                             0, '--top-k', 1, '--th', 0], capfd)
+    assert code == 0 and stdout.count(pics) == len(os.listdir(pics)), stdout + stderr
+
+    torch.save(dict(best, note=_Note('trusted')), work / 'trusted.pth')
+    code, _, err = call_main(validate, ['--model-path', work / 'trusted.pth', '--data', coco, '--workers', 0], capfd)
+    assert_user_error(code, err, '_Note', '--unsafe-load')
+    code, stdout, stderr = call_main(validate, ['--model-path', work / 'trusted.pth', '--data', coco, '--workers', 0,
+                                                '--unsafe-load'], capfd)
+    assert code == 0 and 'mAP ' in stdout, stdout + stderr
+    code, _, err = call_main(train, ['--data', coco, '--model-path', work / 'trusted.pth', '--epochs', 1,
+                                     '--output-dir', work / 'trusted_refused'] + SMALL, capfd)
+    assert_user_error(code, err, '_Note', '--unsafe-load')
+
+
+def test_model_path_is_required_unless_demo(coco, work, capfd):
+    for module, args in ((validate, ['--data', coco]), (infer, ['--pic-path', os.path.join(coco, 'val2014')])):
+        code, _, err = call_main(module, args, capfd)
+        assert_user_error(code, err, 'no checkpoint given: pass --model-path FILE, or --demo')
+        assert 'models_local' not in err
+    code, _, err = call_main(infer, ['--model-path', work / 'any.pth'], capfd)
+    assert_user_error(code, err, 'no image given: pass --pic-path', '--demo')
+
+
+def test_infer_demo_workers_and_thresholds(trained, coco, work, capfd, monkeypatch):
+    """infer.py --demo labels the first images of the demo dataset with outputs/demo/best.pth; --workers loads
+    them in other processes, in the same order; --th and --thr are one flag in both scripts."""
+    import src_files.data
+    out, _ = trained
+    (work / 'demo_cwd' / 'outputs' / 'demo').mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / 'best.pth', work / 'demo_cwd' / 'outputs' / 'demo' / 'best.pth')
+    monkeypatch.chdir(work / 'demo_cwd')
+    monkeypatch.setattr(src_files.data, 'demo_coco_root', lambda: coco)  # (the small copy the tests share)
+    pics = sorted(os.listdir(os.path.join(coco, 'val2014')))[:infer.DEMO_IMAGES]
+    outputs = []
+    for flags in (['--workers', 0, '--th', 0.2], ['--workers', 2, '--batch-size', 3, '--thr', 0.2],
+                  ['-j', 2, '--batch_size=3', '--thr=0.2']):
+        code, stdout, stderr = call_main(infer, ['--demo'] + flags, capfd)
+        assert code == 0, stderr
+        lines = [line for line in stdout.splitlines() if line.startswith(coco)]
+        assert [os.path.basename(line.split(': ')[0]) for line in lines] == pics
+        outputs.append(lines)
+    assert outputs[0] == outputs[1] == outputs[2]
+    results = []
+    for flag in ('--thr', '--th'):
+        code, stdout, stderr = call_main(validate, ['--demo', '--data', coco, '--workers', 0, flag, 0.3], capfd)
+        assert code == 0 and '(threshold 0.3)' in stdout, stdout + stderr
+        results.append([line for line in stdout.splitlines() if line.startswith('CP ')])
+    assert results[0] == results[1]

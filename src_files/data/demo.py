@@ -8,6 +8,7 @@ interrupted build never leaves a half-written cache.
 """
 import csv
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-DEMO_VERSION = 1
+LOG = logging.getLogger(__name__)
+
+DEMO_VERSION = 1  # (bump when a builder changes what it writes: cached folders are rebuilt)
 IMAGE_SIZE = 96
 COLOURS = {'red': (220, 50, 50), 'green': (50, 170, 70), 'blue': (50, 90, 220), 'yellow': (235, 205, 40)}
 SHAPES = ('circle', 'square', 'triangle', 'cross')
@@ -135,7 +138,7 @@ def _write_nus(root, num_train, num_val):
     torch.save(demo_wordvecs(), os.path.join(root, 'wordvec_array.pth'))
 
 
-def _cached_build(kind, write, cache_dir, num_train, num_val):
+def cached_build(kind, write, cache_dir, num_train, num_val, label='demo dataset'):
     """Return the cached `kind` folder, building it first (once) with `write(folder, num_train, num_val)`."""
     cache_dir = cache_dir or default_cache_dir()
     final = os.path.join(cache_dir, f'{kind}_{num_train}_{num_val}')
@@ -150,7 +153,7 @@ def _cached_build(kind, write, cache_dir, num_train, num_val):
 
     if complete():
         return final
-    print(f"building demo dataset in {final}", flush=True)
+    LOG.info(f"building {label} in {final}")
     os.makedirs(cache_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{kind}-building-', dir=cache_dir)
     try:
@@ -173,9 +176,9 @@ def _cached_build(kind, write, cache_dir, num_train, num_val):
 
 def demo_coco_root(cache_dir=None, num_train=800, num_val=200):
     """Folder laid out like COCO 2014 (annotations/, train2014/, val2014/) with the 16 demo classes."""
-    return _cached_build('coco', _write_coco, cache_dir, num_train, num_val)
+    return cached_build('coco', _write_coco, cache_dir, num_train, num_val)
 
 
 def demo_nus_root(cache_dir=None, num_train=800, num_val=200):
     """Folder laid out like NUS-WIDE zsl (images/, data.csv, benchmark_81_v0.json, wordvec_array.pth)."""
-    return _cached_build('nus', _write_nus, cache_dir, num_train, num_val)
+    return cached_build('nus', _write_nus, cache_dir, num_train, num_val)

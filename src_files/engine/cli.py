@@ -1,11 +1,15 @@
 """Argument parsing shared by the scripts, and `run_main`, which turns user errors into one line on stderr.
 
-Every parser uses ArgumentDefaultsHelpFormatter, so `--help` shows each flag's default. `parse_args` also
-returns the set of flags the user typed, so that `--demo`, `--resume` and checkpoint metadata can fill in the
-other ones without overriding what the user asked for.
+Every parser uses ArgumentDefaultsHelpFormatter, so `--help` shows each flag's default. Each flag also takes
+its underscore spelling (`--model_name` for `--model-name`, as in the published commands), and a mistyped
+flag gets one line naming the closest known one. `parse_args` also returns the set of flags the user typed,
+so that `--demo`, `--resume` and checkpoint metadata can fill in the other ones without overriding what the
+user asked for.
 """
 import argparse
+import difflib
 import errno
+import logging
 import os
 import sys
 
@@ -14,11 +18,58 @@ import torch
 from src_files.errors import UserError
 from src_files.models.compile import COMPILE_MODES
 
+LOG = logging.getLogger(__name__)
+
 _UNSET = object()
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that accepts `--a_b` (and `--a_b=value`) for each known flag `--a-b`, and reports a bad
+    command line in one line (exit code 2, as argparse) instead of the usage text."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._dashed(args), namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return parsed
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+    def _dashed(self, argv):
+        out = list(argv)
+        for i, token in enumerate(out):
+            if token == '--':  # what follows is not a flag
+                break
+            flag, equals, value = token.partition('=')
+            dashed = flag.replace('_', '-')
+            if flag.startswith('--') and flag not in self._option_string_actions and \
+                    dashed in self._option_string_actions:
+                out[i] = dashed + equals + value
+        return out
+
+    def _unrecognized(self, extras):
+        """'unrecognized argument --modle-name; did you mean --model-name?' (each unknown flag, with a guess)."""
+        flags = [token.split('=', 1)[0] for token in extras if token.startswith('-') and token != '--'] or extras
+        known = [option for option in self._option_string_actions if option.startswith('--')]
+        named = []
+        for flag in flags:
+            guess = difflib.get_close_matches(flag.replace('_', '-'), known, n=1)
+            named.append((flag, guess[0] if guess else None))
+        if len(named) == 1:
+            flag, guess = named[0]
+            return f"unrecognized argument {flag}; " + (f"did you mean {guess}?" if guess else "see --help")
+        return "unrecognized arguments " + ', '.join(flag + (f" (did you mean {guess}?)" if guess else '')
+                                                     for flag, guess in named) + "; see --help"
+
+
 def make_parser(description):
-    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                  epilog="Each flag may also be spelled with underscores, e.g. --model_name=tresnet_l.")
 
 
 def default_device():
@@ -27,8 +78,8 @@ def default_device():
 
 def default_workers():
     """This process's share of the usable CPU cores (torchrun starts LOCAL_WORLD_SIZE processes per machine),
-    at most 16. The published train transform runs at about 210 images/s per core, so TResNet-M 224 on a
-    fast GPU needs well over 8."""
+    at most 16: the published train transform runs on the CPU, and a fast GPU needs many processes for it (its
+    measured rate per core is in BENCHMARKS.md)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -37,8 +88,36 @@ def default_workers():
     return max(1, min(16, per_process))
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes each message as a line to the current sys.stdout (looked up at every message, so redirections made
+    after set-up are followed) and flushes it."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def setup_logging():
+    """The library logs its notes and progress lines (logger 'src_files'); the scripts show them as plain
+    lines on stdout, as print would. Called once by parse_args."""
+    logger = logging.getLogger('src_files')
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def parse_args(parser, argv=None):
     """(args, explicit): the parsed namespace and the set of destinations the user gave on the command line."""
+    setup_logging()
     args = parser.parse_args(argv)
     dests = {a.dest for a in parser._actions if a.dest not in ('help', argparse.SUPPRESS)}
     probe = argparse.Namespace(**{d: _UNSET for d in dests})
@@ -55,7 +134,7 @@ def fill_defaults(args, explicit, values, note=None):
             setattr(args, key, value)
             filled.append(key)
     if note and filled and os.environ.get('RANK', '0') == '0':  # (under torchrun: once, not once per process)
-        print(f"{note}: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)
+        LOG.info(f"{note}: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled))
     return filled
 
 
@@ -64,8 +143,10 @@ def fill_defaults(args, explicit, values, note=None):
 
 def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups=-1, zsl=0,
                    num_classes_help=None, from_checkpoint=False):
-    """The model flags. from_checkpoint=True (validate.py, infer.py): the help says that a checkpoint which
-    records a setting (a best.pth's 'meta', or the head's shapes) fills it in unless the flag is given."""
+    """The model flags, and --unsafe-load for the script's --model-path. from_checkpoint=True (validate.py,
+    infer.py): the help says that a checkpoint which records a setting (a best.pth's 'meta', or the head's
+    shapes) fills it in unless the flag is given."""
+    add_unsafe_load_arg(parser)
     g = parser.add_argument_group('model' + (' (flags not given are read from the checkpoint where it records '
                                              'them)' if from_checkpoint else ''))
     g.add_argument('--model-name', default=model_name,
@@ -83,9 +164,36 @@ def add_model_args(parser, model_name='tresnet_l', image_size=448, num_of_groups
     return g
 
 
+def add_unsafe_load_arg(parser):
+    """--unsafe-load: the one way to unpickle a --model-path file in full (see src_files/safe_load.py)."""
+    parser.add_argument('--unsafe-load', action='store_true', default=False,
+                        help="unpickle the --model-path file in full, which runs any code it holds: only for a "
+                             "trusted file that pickles more than tensors, numbers, strings, argparse Namespaces "
+                             "and numpy values (without it such a file is refused)")
+
+
+def add_threshold_arg(parser, help):
+    """--thr (validate.py's name) and --th (infer.py's): the same probability threshold."""
+    parser.add_argument('--thr', '--th', dest='thr', type=float, default=0.75, help=help)
+
+
+def check_threshold(thr):
+    if not 0 <= thr < 1:
+        raise UserError(f"--thr is a probability threshold in [0, 1), got {thr}")
+
+
+def require_model_path(args):
+    """--model-path is needed unless --demo gives the demo model (the published default named a file that is
+    not in the repository)."""
+    if not args.model_path and not getattr(args, 'demo', False):
+        raise UserError("no checkpoint given: pass --model-path FILE, or --demo for the model that train.py --demo "
+                        "writes")
+
+
 def add_speed_args(parser, training=True):
-    """Fast-path switches (SPEC/issue 4). Channels-last, fused Adam, cuDNN autotuning and CUDA graphs act only on
-    CUDA; --head-impl, --lowmem and --compile act on CPUs too (the same code runs there)."""
+    """Fast-path switches (their speed is measured in BENCHMARKS.md). Channels-last, fused Adam, cuDNN autotuning
+    and CUDA graphs act only on CUDA; --head-impl, --lowmem and --compile act on CPUs too (the same code runs
+    there)."""
     g = parser.add_argument_group('speed (each part can be switched off; channels-last' +
                                   (', fused Adam' if training else '') + ' and cuDNN autotuning act only on CUDA)')
     g.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
@@ -97,9 +205,8 @@ def add_speed_args(parser, training=True):
         g.add_argument('--fused-optimizer', action=argparse.BooleanOptionalAction, default=True,
                        help="Adam with fused=True")
         g.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=False,
-                       help="memory-saving backward, same math: InPlaceABN-style norms that keep only their "
-                            "output, and squeeze-excite products recomputed instead of kept (about 20%% less "
-                            "activation memory for TResNet-L; eager norm layers 1.2-3x slower, see BENCHMARKS.md)")
+                       help="memory-saving backward with the same math: InPlaceABN-style norms keep only their "
+                            "output and squeeze-excite products are recomputed instead of kept")
     g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest convolution algorithms")
     g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
@@ -108,11 +215,9 @@ def add_speed_args(parser, training=True):
                    help="with --compile: the whole model as one graph, or each distinct TResNet block compiled "
                         "once and reused (see BENCHMARKS.md)")
     g.add_argument('--compile-mode', choices=COMPILE_MODES, default='default',
-                   help="with --compile: torch.compile's mode. reduce-overhead replays CUDA graphs, one launch per "
-                        "graph instead of one per kernel: it matters when the CPU cannot launch kernels as fast as "
-                        "the GPU runs them (TResNet-M 224 training: 2.7x the default mode's speed on an H100, see "
-                        "BENCHMARKS.md); single process only. max-autotune also benchmarks kernel choices (long "
-                        "compile)")
+                   help="with --compile: torch.compile's mode, where reduce-overhead replays CUDA graphs (one "
+                        "launch per graph instead of one per kernel; single process only) and max-autotune also "
+                        "times kernel choices (a long compile)")
     return g
 
 

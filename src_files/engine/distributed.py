@@ -115,7 +115,3 @@ def gather_rows(info, indices, *arrays):
         out.append(np.concatenate(chunks)[order])
     return tuple(out)
 
-
-def seed_for(seed, epoch, rank=0):
-    """A seed for (seed, epoch, rank), so each epoch's randomness does not depend on what ran before."""
-    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + int(rank) * 104_729) % (2 ** 31 - 1)

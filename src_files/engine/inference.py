@@ -6,6 +6,7 @@ groups, embedding width, and for our own best.pth also the model name and image 
 fit the checkpoint the loader says so.
 """
 import argparse
+import logging
 
 import numpy as np
 import torch
@@ -13,8 +14,13 @@ import torch
 from src_files.engine import cli
 from src_files.errors import UserError
 from src_files.models.compile import compile_model
+from src_files.models.config import MODEL_FIELDS
 
-META_KEYS = ('model_name', 'image_size', 'use_ml_decoder', 'num_of_groups', 'decoder_embedding', 'zsl')
+LOG = logging.getLogger(__name__)
+
+# Read from a checkpoint's recorded settings; the class count comes from its class names (a zero-shot head
+# scores however many word vectors it is given).
+META_KEYS = tuple(k for k in MODEL_FIELDS if k != 'num_classes')
 
 
 def add_inference_speed_args(parser):
@@ -26,7 +32,7 @@ def add_inference_speed_args(parser):
     g.add_argument('--autotune-gemms', action=argparse.BooleanOptionalAction, default=False,
                    help="with --compile: run the 1x1 convolutions as matrix products, each timed as cuBLAS and as "
                         "Triton kernels that also apply the bias, activation and residual after it, and keep the "
-                        "fastest (longer compile; TResNet-L inference moves a third fewer bytes, see BENCHMARKS.md)")
+                        "fastest (longer compile; see BENCHMARKS.md)")
 
 
 def resolve_precision(precision, device):
@@ -34,7 +40,7 @@ def resolve_precision(precision, device):
         return torch.float16 if device.type == 'cuda' else torch.float32
     dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32}[precision]
     if dtype == torch.float16 and device.type == 'cpu':
-        print("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there", flush=True)
+        LOG.info("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there")
     return dtype
 
 
@@ -47,29 +53,21 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
     from src_files.models.factory import head_shape
 
-    state_dict, extras = load_checkpoint(args.model_path)
+    state_dict, extras = load_checkpoint(args.model_path, unsafe=getattr(args, 'unsafe_load', False))
     meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
     if not meta and isinstance(extras.get('args'), dict) and 'optimizer' in extras:  # a training latest.pth
         meta = extras['args']
-        print(f"note: {args.model_path} is a training checkpoint: scoring its model weights (best.pth holds the "
-              f"better of the model and its EMA)", flush=True)
+        LOG.info(f"note: {args.model_path} is a training checkpoint: scoring its model weights (best.pth holds the "
+              f"better of the model and its EMA)")
     from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
     cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
     shape = {k: v for k, v in head_shape(state_dict).items() if hasattr(args, k)}
+    _note_overrides(args, explicit, dict(from_meta, **shape))
     filled = cli.fill_defaults(args, explicit, shape)
     if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
-        print("head from the checkpoint: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled), flush=True)
+        LOG.info("head from the checkpoint: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled))
 
-    idx_to_class = extras.get('idx_to_class')
-    class_names = None
-    if not idx_to_class and isinstance(extras.get('class_names'), list):  # latest.pth
-        idx_to_class = dict(enumerate(extras['class_names']))
-    if isinstance(idx_to_class, dict) and idx_to_class:
-        try:
-            items = sorted((int(k), str(v)) for k, v in idx_to_class.items())
-            class_names = [v for _, v in items]
-        except (TypeError, ValueError):
-            class_names = None
+    class_names = _class_names(extras)
     if getattr(args, 'num_classes', None) is None:
         if args.zsl:  # a zero-shot head scores however many word vectors it is given
             args.num_classes = len(class_names) if class_names else 925
@@ -101,6 +99,29 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
     return model, class_names, dtype, channels_last
 
 
+def _class_names(extras):
+    """The class names a checkpoint records ('idx_to_class' of model-zoo files and best.pth, 'class_names' of
+    latest.pth), or None."""
+    idx_to_class = extras.get('idx_to_class')
+    if not idx_to_class and isinstance(extras.get('class_names'), list):  # latest.pth
+        idx_to_class = dict(enumerate(extras['class_names']))
+    if not isinstance(idx_to_class, dict) or not idx_to_class:
+        return None
+    try:
+        return [v for _, v in sorted((int(k), str(v)) for k, v in idx_to_class.items())]
+    except (TypeError, ValueError):
+        return None
+
+
+def _note_overrides(args, explicit, recorded):
+    """A flag given explicitly wins over what the checkpoint records; say so when they differ."""
+    differ = {k: v for k, v in recorded.items() if k in explicit and getattr(args, k) != v}
+    if differ:
+        LOG.info(f"note: {args.model_path} records " + ', '.join(
+            f"--{k.replace('_', '-')} {v}" for k, v in differ.items()) + "; using " + ', '.join(
+            f"--{k.replace('_', '-')} {getattr(args, k)}" for k in differ) + " as given")
+
+
 def check_finite(scores, dtype):
     """Refuse NaN scores: they would rank first in mAP (as published) and give a plausible, wrong number."""
     bad = int(np.count_nonzero(~np.isfinite(scores)))
@@ -114,7 +135,7 @@ def maybe_compile(model, args):
     """--compile / --compile-scope / --compile-mode / --autotune-gemms (see src_files/models/compile.py)."""
     if not getattr(args, 'compile', False):
         if getattr(args, 'autotune_gemms', False):
-            print("note: --autotune-gemms acts only with --compile; running without either", flush=True)
+            LOG.info("note: --autotune-gemms acts only with --compile; running without either")
         return model
     on_cuda = next(model.parameters()).device.type == 'cuda'  # (the speed flags change nothing on a CPU)
     return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'),

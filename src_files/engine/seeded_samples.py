@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from src_files.engine.seeds import derive_seed
+
 
 class SeededSamples(Dataset):
     """`dataset`, whose sample `index` in epoch `epoch` draws its random augmentation from (seed, epoch, index).
@@ -40,7 +42,7 @@ class SeededSamples(Dataset):
                 np.random.set_state(numpy_state)
 
     def _seed(self, index):
-        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, np.uint64)[0])
+        sample_seed = derive_seed(self.seed, 'augment', self.epoch, index)
         random.seed(sample_seed)  # (our augmentations draw from `random` only; other transforms may use the others)
         np.random.seed(sample_seed % 2 ** 32)
         torch.default_generator.manual_seed(sample_seed)

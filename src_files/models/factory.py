@@ -1,19 +1,19 @@
 """Model names -> backbones with their head, and checkpoint loading. Never downloads anything."""
-import argparse
+import logging
 import os
 
 import torch
 from torch import nn
 
-from ..errors import UserError, why_torch_load_failed
+from ..errors import UserError, refused_global, why_torch_load_failed
 from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head, feature_format
+from ..safe_load import torch_load
+from .config import ModelConfig
 from .tresnet import TRESNET_LAYERS, tresnet_l, tresnet_m, tresnet_xl
 
+LOG = logging.getLogger(__name__)
+
 TRESNETS = {'tresnet_m': tresnet_m, 'tresnet_l': tresnet_l, 'tresnet_xl': tresnet_xl}
-
-DEFAULTS = dict(model_name='tresnet_l', num_classes=80, use_ml_decoder=1, num_of_groups=-1, decoder_embedding=768,
-                zsl=0, model_path='', image_size=None)
-
 
 class TimmWithMLDecoder(nn.Module):
     """Any timm backbone (features [N, C, H, W], [N, H, W, C] or tokens [N, L, C]) followed by an ML-Decoder head."""
@@ -45,16 +45,14 @@ def _timm_backbone(name, image_size, **kwargs):
 def create_model(args=None, load_head=False, **kwargs):
     """Build a model by name, attach an ML-Decoder head and load `model_path` if one is given.
 
-    `args` is the published argparse namespace (model_name, num_classes, use_ml_decoder, num_of_groups,
-    decoder_embedding, zsl, model_path); keyword arguments fill in or override its fields.
+    `args` is the published argparse namespace (the ModelConfig fields, model_path, and unsafe_load:
+    --unsafe-load); keyword arguments fill in or override its fields.
     load_head=False loads a pretrained backbone non-strictly (skipping the old classifier `head.fc`), like the
     published fine-tuning; load_head=True loads the whole model strictly.
     """
-    cfg = dict(DEFAULTS)
-    if args is not None:
-        cfg.update({k: v for k, v in vars(args).items() if k in DEFAULTS})
-    cfg.update(kwargs)
-    cfg = argparse.Namespace(**cfg)
+    cfg = ModelConfig.from_args(args, **kwargs)
+    model_path = kwargs.get('model_path', getattr(args, 'model_path', ''))
+    unsafe_load = kwargs.get('unsafe_load', getattr(args, 'unsafe_load', False))
     name = cfg.model_name.lower()
     num_classes = int(cfg.num_classes)
 
@@ -84,31 +82,30 @@ def create_model(args=None, load_head=False, **kwargs):
         model = _timm_backbone(name, cfg.image_size, num_classes=num_classes)
     model.num_classes = num_classes
 
-    if cfg.model_path:
-        state_dict, _ = load_checkpoint(cfg.model_path)
+    if model_path:
+        state_dict, _ = load_checkpoint(model_path, unsafe=bool(unsafe_load))
         load_model_weights(model, state_dict, strict=load_head, model_name=name)
     return model
 
 
-def load_checkpoint(path, map_location='cpu'):
+def load_checkpoint(path, map_location='cpu', unsafe=False):
     """Read a checkpoint file -> (state_dict, extras).
 
     Accepts a bare state dict or one stored under 'model' or 'state_dict' (model-zoo files, our training
-    runs); `extras` holds the file's other entries (e.g. 'idx_to_class').
+    runs); `extras` holds the file's other entries (e.g. 'idx_to_class'). Nothing in the file runs: it is
+    read with torch.load(weights_only=True), allowing the plain types of src_files/safe_load.py; a file
+    that pickles anything else is refused unless unsafe=True (--unsafe-load, for trusted files only).
     """
     if not path or not os.path.isfile(path):
         raise UserError(f'checkpoint not found: {path} (give a local path with --model-path; nothing is downloaded)')
     try:
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as safe_error:
-            if 'weights_only' not in str(safe_error) and 'Unsupported global' not in str(safe_error):
-                raise
-            # Older checkpoints may pickle other objects (e.g. an argparse Namespace) beside the weights.
-            obj = torch.load(path, map_location=map_location, weights_only=False)
-            print(f'note: {path} holds more than tensors; loaded it with weights_only=False (trusted files only)')
+        obj = torch_load(path, map_location=map_location, unsafe=unsafe)
     except Exception as e:
-        raise UserError(f'{path} is not a readable PyTorch checkpoint ({why_torch_load_failed(path, e)})') from None
+        reason = why_torch_load_failed(path, e)
+        if refused_global(e):
+            raise UserError(f'{path} was not loaded: {reason}; only if you trust the file, pass --unsafe-load') \
+                from None
+        raise UserError(f'{path} is not a readable PyTorch checkpoint ({reason})') from None
     extras = {}
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict):
         state_dict, extras = obj['model'], {k: v for k, v in obj.items() if k != 'model'}
@@ -161,8 +158,8 @@ def _as_body_and_head(state_dict, own):
 
 
 def head_shape(state_dict):
-    """What the state dict says about the head: {'use_ml_decoder', 'num_classes', 'num_of_groups',
-    'decoder_embedding', 'zsl'} (only the fields it determines)."""
+    """The ModelConfig fields that the state dict determines: use_ml_decoder, num_classes, num_of_groups,
+    decoder_embedding, zsl (only those its head tensors fix)."""
     out = {}
     for prefix in ('head.decoder.', 'fc.decoder.'):
         if prefix + 'duplicate_pooling' in state_dict:
@@ -231,10 +228,10 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
         to_load = {k: v for k, v in state_dict.items()
                    if k in own and not k.startswith('head.fc.') and k not in skipped and k not in mismatched}
         if skipped:
-            print(f'note: not loading {len(skipped)} head tensors of another shape (e.g. {skipped[0]})')
+            LOG.info(f'note: not loading {len(skipped)} head tensors of another shape (e.g. {skipped[0]})')
         head_loaded = [k for k in to_load if k.startswith('head.') and not k.startswith('head.fc.')]
         if head_loaded:
-            print(f'note: also loading the checkpoint\'s head ({len(head_loaded)} tensors of the same shape), as the '
+            LOG.info(f'note: also loading the checkpoint\'s head ({len(head_loaded)} tensors of the same shape), as the '
                   f'published fine-tuning did')
     if missing or unexpected or mismatched:
         parts = []
