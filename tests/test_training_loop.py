@@ -82,3 +82,20 @@ def test_engine_steps_equal_the_plain_loop():
     moved, _ = _model_and_data()
     _plain_loop(moved, loader, pct_start=0.3)
     assert _max_diff(moved.state_dict(), plain_model.state_dict()) > 1e-6
+
+
+def test_seed_study_runs_the_plain_loop_and_summarises(tmp_path):
+    """benchmarks/seed_study.py: seed lists, one epoch of its plain loop on a tiny set, the per-runner summary."""
+    import argparse
+    import sys
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1] / 'benchmarks'))
+    import seed_study
+    from src_files.data import demo_coco_root
+    assert seed_study.parse_seeds('0-2,5') == [0, 1, 2, 5]
+    args = argparse.Namespace(data=demo_coco_root(str(tmp_path), num_train=16, num_val=8), model_name='tresnet_m',
+                              image_size=32, epochs=1, batch_size=8, lr=1e-3, workers=0, device='cpu')
+    curve = seed_study.plain_loop(args, seed=0)
+    assert len(curve) == 1 and 0 < curve[0] <= 100
+    text = seed_study.summary([{'runner': 'plain', 'best': 60.0}, {'runner': 'plain', 'best': 64.0},
+                               {'runner': 'engine', 'best': 61.0}])
+    assert 'plain   n= 2 mean  62.00 sd  2.83' in text and 'engine  n= 1 mean  61.00' in text
