@@ -6,6 +6,7 @@ import torch
 
 from src_files.errors import UserError
 from src_files.models import create_model, load_checkpoint, load_model_weights
+from src_files.models.config import ConfigError
 
 
 @pytest.fixture(scope='module')
@@ -128,16 +129,19 @@ def test_wrong_head_size_is_named(model):
         load_model_weights(model, other.state_dict(), strict=True, model_name='tresnet_m')
 
 
-def test_bad_head_flags_are_one_line():
+def test_bad_head_settings_name_their_fields_and_the_scripts_their_flags():
+    """The model code names ModelConfig fields; the scripts print the same message with their flags."""
     for flags in (dict(num_of_groups=0), dict(decoder_embedding=300)):
-        with pytest.raises(UserError, match='--num-of-groups must be positive or -1'):
+        with pytest.raises(ConfigError, match='num_of_groups must be positive or -1') as error:
             create_model(model_name='tresnet_m', num_classes=6, **flags)
+        assert error.value.as_flags().startswith('--num-of-groups must be positive or -1 (100 groups), and '
+                                                 '--decoder-embedding a multiple')
 
 
 def test_tresnet_image_size_must_be_a_multiple_of_4():
-    with pytest.raises(UserError, match='multiple of 4'):
+    with pytest.raises(ConfigError, match='multiple of 4'):
         create_model(model_name='tresnet_m', num_classes=3, image_size=226)
-    with pytest.raises(UserError, match='at least 20'):  # (16 px: a reflect-padding error deep in the model)
+    with pytest.raises(ConfigError, match='at least 20'):  # (16 px: a reflect-padding error deep in the model)
         create_model(model_name='tresnet_m', num_classes=3, image_size=16)
     assert create_model(model_name='tresnet_m', num_classes=3, image_size=20).eval()(torch.rand(1, 3, 20, 20)).shape \
         == (1, 3)

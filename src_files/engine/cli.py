@@ -17,6 +17,7 @@ import torch
 
 from src_files.errors import UserError
 from src_files.models.compile import COMPILE_MODES
+from src_files.models.config import ConfigError
 
 LOG = logging.getLogger(__name__)
 
@@ -268,6 +269,9 @@ def run_main(main, argv=None):
         code = main(argv) or 0
     except UserError as error:
         print(f"error: {_one_line(error)}", file=sys.stderr, flush=True)
+        code = 1
+    except ConfigError as error:  # model settings: named by their flags here
+        print(f"error: {_one_line(error.as_flags())}", file=sys.stderr, flush=True)
         code = 1
     except OSError as error:  # missing / unwritable paths, full disk, ...
         print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr, flush=True)

@@ -50,25 +50,14 @@ def create_model(args=None, load_head=False, **kwargs):
     load_head=False loads a pretrained backbone non-strictly (skipping the old classifier `head.fc`), like the
     published fine-tuning; load_head=True loads the whole model strictly.
     """
-    cfg = ModelConfig.from_args(args, **kwargs)
+    cfg = ModelConfig.from_args(args, **kwargs)  # cfg.check() below raises ConfigError for impossible settings
     model_path = kwargs.get('model_path', getattr(args, 'model_path', ''))
     unsafe_load = kwargs.get('unsafe_load', getattr(args, 'unsafe_load', False))
     name = cfg.model_name.lower()
     num_classes = int(cfg.num_classes)
 
-    if num_classes < 1:
-        raise UserError(f'--num-classes must be 1 or more, got {num_classes}')
-    if cfg.image_size is not None and cfg.image_size < 1:
-        raise UserError(f'--image-size must be positive, got {cfg.image_size}')
-    if cfg.use_ml_decoder and (cfg.num_of_groups == 0 or max(cfg.decoder_embedding, 0) % 8):  # (MLDecoder's checks)
-        raise UserError(f'--num-of-groups must be positive or -1 (100 groups), and --decoder-embedding a multiple '
-                        f'of the 8 attention heads; got {cfg.num_of_groups} and {cfg.decoder_embedding}')
+    cfg.check()
     if name in TRESNETS:
-        if cfg.image_size is not None and cfg.image_size % 4:
-            raise UserError(f'image size must be a multiple of 4 for TResNet (its stem folds 4x4 pixel blocks into '
-                            f'channels), got {cfg.image_size}')
-        if cfg.image_size is not None and cfg.image_size < 20:  # (smaller maps break the anti-aliasing padding)
-            raise UserError(f'image size must be at least 20 for TResNet, got {cfg.image_size}')
         model = TRESNETS[name](num_classes=num_classes)
         if cfg.use_ml_decoder:
             add_ml_decoder_head(model, num_classes=num_classes, num_of_groups=cfg.num_of_groups,
