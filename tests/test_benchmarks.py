@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
+
 BENCH = Path(__file__).resolve().parent.parent / 'benchmarks'
 TOOLS = BENCH.parent / 'tools'  # development tools that patch PyTorch internals (tools/inductor_traffic.py)
 TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '2',

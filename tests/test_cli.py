@@ -65,6 +65,7 @@ def test_an_unknown_flag_is_one_line_naming_the_closest_one(module, capsys):
         "error: argument --image-size: invalid int value: 'big'"
 
 
+@pytest.mark.slow
 def test_an_unknown_flag_through_the_script(tmp_path):
     """As a user runs it: exit code 2 and one line on stderr, no usage text."""
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'validate.py'), '--modle-name', 'tresnet_m'],
