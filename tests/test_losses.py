@@ -89,3 +89,36 @@ def test_lower_precision(dtype, targets):
         assert torch.isfinite(loss) and grad.dtype == dtype
         assert abs(loss.item() - ref['value']) <= tol * ref['value']
         assert rel_err(grad.double(), torch.tensor(ref['grad'])) < tol
+
+
+def published_elementwise(x, y, gamma_neg=4, gamma_pos=0, clip=0.05, eps=1e-8):
+    """The published ASL per entry (before the sum), in float64, for 0/1 targets."""
+    p = torch.sigmoid(x)
+    p_neg = (1 - p + clip).clamp(max=1)
+    loss = y * torch.log(p.clamp(min=eps)) + (1 - y) * torch.log(p_neg.clamp(min=eps))
+    pt = p * y + p_neg * (1 - y)
+    return -loss * torch.pow(1 - pt, gamma_pos * y + gamma_neg * (1 - y))
+
+
+@pytest.mark.parametrize('cls', [AsymmetricLoss, AsymmetricLossOptimized])
+def test_unknown_targets_add_nothing_to_loss_or_gradient(cls, targets):
+    unknown = torch.rand(targets.shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    partial = torch.where(unknown, -1.0, targets)
+    loss_fn = cls(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
+    loss, grad = value_and_grad(loss_fn, partial)
+    x = torch.tensor(REF['logits'], dtype=torch.float64)
+    expected = published_elementwise(x, targets)[~unknown].sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert torch.all(grad[unknown] == 0)
+    _, full_grad = value_and_grad(loss_fn, targets)
+    torch.testing.assert_close(grad[~unknown], full_grad[~unknown], rtol=0, atol=0)
+
+
+def test_unknown_as_negative_trains_them_as_negatives(targets):
+    unknown = torch.rand(targets.shape, generator=torch.Generator().manual_seed(1)) < 0.3
+    partial = torch.where(unknown, -1.0, targets)
+    as_negative = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, unknown_as_negative=True)
+    loss, _ = value_and_grad(as_negative, partial)
+    x = torch.tensor(REF['logits'], dtype=torch.float64)
+    expected = published_elementwise(x, torch.where(unknown, 0.0, targets)).sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)

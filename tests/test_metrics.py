@@ -76,3 +76,44 @@ def test_average_meter():
     meter.update(4.0)
     assert (meter.val, meter.sum, meter.count) == (4.0, 10.0, 4)
     assert meter.avg == pytest.approx(2.5)
+
+
+def partial_labels(seed=1, n=300, c=6):
+    """Scores without ties and targets with about 30% unknown (-1) entries, every class keeping positives."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((n, c)) < 0.3).astype(np.float64)
+    scores = rng.random((n, c)) + 0.4 * targets
+    targets[rng.random((n, c)) < 0.3] = -1
+    return scores, targets
+
+
+def test_unknown_entries_are_left_out_class_by_class():
+    scores, targets = partial_labels()
+    expected = []
+    for c in range(targets.shape[1]):
+        known = targets[:, c] >= 0
+        expected.append(average_precision_score(targets[known, c], scores[known, c]))
+    np.testing.assert_allclose(average_precision(scores, targets), expected, rtol=1e-9)
+    assert mAP(targets, scores) == pytest.approx(100 * np.mean(expected), rel=1e-9)
+
+
+def test_threshold_metrics_ignore_unknown_entries():
+    scores, targets = partial_labels(seed=2)
+    thr = 0.7
+    precision, recall, tp_all, pred_all, pos_all = [], [], 0, 0, 0
+    for c in range(targets.shape[1]):  # a per-class loop over the known entries only
+        known = targets[:, c] >= 0
+        pred, pos = scores[known, c] > thr, targets[known, c] == 1
+        tp = int((pred & pos).sum())
+        precision.append(tp / pred.sum())
+        recall.append(tp / pos.sum())
+        tp_all, pred_all, pos_all = tp_all + tp, pred_all + pred.sum(), pos_all + pos.sum()
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    o_p, o_r = tp_all / pred_all, tp_all / pos_all
+    ours = threshold_metrics(targets, scores, thr)
+    assert ours['CP'] == pytest.approx(100 * np.mean(precision))
+    assert ours['CR'] == pytest.approx(100 * np.mean(recall))
+    assert ours['CF1'] == pytest.approx(100 * np.mean(f1))
+    assert ours['OP'] == pytest.approx(100 * o_p)
+    assert ours['OR'] == pytest.approx(100 * o_r)
+    assert ours['OF1'] == pytest.approx(100 * 2 * o_p * o_r / (o_p + o_r))

@@ -1,7 +1,9 @@
 """Evaluation metrics of the published code (docs/PUBLISHED_MATH.md), vectorised over samples and classes.
 
-All inputs are numpy arrays [N, C]; a target counts as positive where it equals 1 (as published).
-Results in percent, except ``average_precision``.
+All inputs are numpy arrays [N, C]; a target counts as positive where it equals 1 (as published). A negative
+target (-1) marks an *unknown* entry (a VOC "difficult" object, a label OpenImages did not verify): it is left
+out of the class's ranking and counts, class by class, as the VOC and OpenImages protocols do. Without unknown
+entries every result is the published one. Results in percent, except ``average_precision``.
 """
 import numpy as np
 
@@ -17,6 +19,9 @@ def average_precision(scores, targets):
         scores, targets = scores[:, None], targets[:, None]
     if scores.shape[0] == 0:
         return np.zeros(scores.shape[1])
+    unknown = targets < 0
+    if unknown.any():  # ranked after every known entry, so they change no precision at a positive's rank
+        scores = np.where(unknown, -np.inf, scores)
     order = np.argsort(scores, axis=0)[::-1]
     is_pos = np.take_along_axis(targets, order, axis=0) == 1
     pos_count = np.cumsum(is_pos, axis=0)
@@ -41,11 +46,14 @@ def _safe_div(num, den):
 def threshold_metrics(targs, probs, thr=0.75):
     """Per-class (CP, CR, CF1) and overall (OP, OR, OF1) precision/recall/F1 of predictions probs > thr.
 
+    Unknown entries (target < 0) count neither as predictions nor as positives.
+
     Per-class precision and recall are 0 for a class without a true positive; CF1 is the mean of the per-class
     F1 scores (not the F1 of CP and CR); OF1 is the F1 of OP and OR.
     """
-    pred = np.asarray(probs) > thr
-    pos = np.asarray(targs) == 1
+    targs = np.asarray(targs)
+    pred = (np.asarray(probs) > thr) & (targs >= 0)
+    pos = targs == 1
     tp = (pred & pos).sum(axis=0)
     n_pred = pred.sum(axis=0)
     n_pos = pos.sum(axis=0)
