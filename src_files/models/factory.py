@@ -7,9 +7,10 @@ from torch import nn
 
 from ..errors import UserError, refused_global, why_torch_load_failed
 from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head, feature_format
-from ..safe_load import torch_load
+from ..safe_load import is_safetensors, load_safetensors, torch_load
 from .config import ModelConfig
-from .tresnet import TRESNET_LAYERS, tresnet_l, tresnet_m, tresnet_xl
+from .timm_weights import from_timm_tresnet, is_timm_tresnet
+from .tresnet import TRESNET_LAYERS, TResNet, tresnet_l, tresnet_m, tresnet_xl
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def create_model(args=None, load_head=False, **kwargs):
 
     if model_path:
         state_dict, _ = load_checkpoint(model_path, unsafe=bool(unsafe_load))
-        load_model_weights(model, state_dict, strict=load_head, model_name=name)
+        load_model_weights(model, state_dict, strict=load_head, model_name=name, source=model_path)
     return model
 
 
@@ -84,9 +85,19 @@ def load_checkpoint(path, map_location='cpu', unsafe=False):
     runs); `extras` holds the file's other entries (e.g. 'idx_to_class'). Nothing in the file runs: it is
     read with torch.load(weights_only=True), allowing the plain types of src_files/safe_load.py; a file
     that pickles anything else is refused unless unsafe=True (--unsafe-load, for trusted files only).
+    A .safetensors file (timm's hub files) is read with the safetensors package: tensors only, extras empty.
     """
     if not path or not os.path.isfile(path):
         raise UserError(f'checkpoint not found: {path} (give a local path with --model-path; nothing is downloaded)')
+    if str(path).endswith('.safetensors') or is_safetensors(path):
+        try:
+            state_dict = load_safetensors(path, map_location=map_location)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [''])[0][:200]
+            raise UserError(f'{path} is not a readable safetensors file ({type(e).__name__}: {first})') from None
+        if not state_dict:
+            raise UserError(f'{path} holds no model weights: the safetensors file has no tensors')
+        return _strip_wrappers(state_dict), {}
     try:
         obj = torch_load(path, map_location=map_location, unsafe=unsafe)
     except Exception as e:
@@ -183,17 +194,20 @@ def _mismatch_hint(state_dict, own, model_name):
     return 'is it a checkpoint of another model? check --model-name and the head flags'
 
 
-def load_model_weights(model, state_dict, strict=True, model_name=''):
+def load_model_weights(model, state_dict, strict=True, model_name='', source=''):
     """Load `state_dict` into `model`; on any mismatch raise a UserError naming the keys and the model expected.
 
     strict=True: every key must match in name and shape (a missing `num_batches_tracked` is tolerated: older
     tools did not save it). strict=False (fine-tuning): the old classifier `head.fc.*` is skipped, head tensors
-    of another shape are skipped, and the backbone must match.
+    of another shape are skipped, and the backbone must match. A timm TResNet state dict is converted to our
+    TResNet's layout first (timm_weights.py). `source`: the file, named in messages.
     """
     what = model_name or type(model).__name__
     own = model.state_dict()
-    if not any(k.startswith('body.') for k in state_dict) and any('body.' + k in own for k in state_dict):
-        state_dict = _as_body_and_head(state_dict, own)  # a timm model saved as it is
+    if isinstance(model, TResNet) and is_timm_tresnet(state_dict):
+        state_dict = from_timm_tresnet(state_dict, model_name=model_name, source=source or 'the checkpoint')
+    elif sum('body.' + k in own for k in state_dict) > sum(k in own for k in state_dict):
+        state_dict = _as_body_and_head(state_dict, own)  # a timm model saved as it is (its keys may start with body.)
 
     theirs_classes, our_classes = _class_count(state_dict), getattr(model, 'num_classes', None)
     if strict and theirs_classes and our_classes and theirs_classes != our_classes and \
@@ -219,6 +233,10 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
         if skipped:
             LOG.info(f'note: not loading {len(skipped)} head tensors of another shape (e.g. {skipped[0]})')
         head_loaded = [k for k in to_load if k.startswith('head.') and not k.startswith('head.fc.')]
+        left_out = [k for k in state_dict if k not in to_load and k not in skipped]
+        if left_out:
+            LOG.info(f'note: not loading {len(left_out)} checkpoint tensors (its old classifier, or tensors the model '
+                     f'has no place for): ' + ', '.join(left_out[:4]) + (' ...' if len(left_out) > 4 else ''))
         if head_loaded:
             LOG.info(f'note: also loading the checkpoint\'s head ({len(head_loaded)} tensors of the same shape), as the '
                   f'published fine-tuning did')
@@ -229,6 +247,7 @@ def load_model_weights(model, state_dict, strict=True, model_name=''):
                 shown = ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
                 parts.append(f'{len(keys)} {label} keys: {shown}')
         hint = _mismatch_hint(state_dict, own, model_name)
-        raise UserError(f'checkpoint does not fit {what}: ' + '; '.join(parts) + f' ({hint})')
+        which = f'checkpoint {source}' if source else 'checkpoint'
+        raise UserError(f'{which} does not fit {what}: ' + '; '.join(parts) + f' ({hint})')
     result = model.load_state_dict(to_load, strict=False)
     return result
