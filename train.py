@@ -1,10 +1,11 @@
-"""Train ML-Decoder on MS-COCO 2014 (multi-label), the published recipe; on CPU, one GPU or several (torchrun).
+"""Train ML-Decoder on multi-label data, the published recipe; on CPU, one GPU or several (torchrun).
 
     python train.py --demo                                   # built-in demo data, a few minutes on a CPU
     python train.py --data /path/to/coco --model-path tresnet_l_21k.pth
+    python train.py --data /path/to/VOC2007 --model-path model.safetensors --model-name tresnet_m --image-size 224
     torchrun --nproc_per_node 8 train.py --data /path/to/coco --model-path tresnet_l_21k.pth
 """
-from src_files.engine import cli, distributed, run_setup, trainer
+from src_files.engine import cli, data_args, distributed, run_setup, trainer
 from src_files.engine.evaluation import predict
 from src_files.errors import UserError
 
@@ -20,13 +21,14 @@ def build_parser():
     run_setup.add_train_args(parser, data='data/coco', model_name='tresnet_l', image_size=448, batch_size=56, lr=1e-4,
                            weight_decay=1e-4, num_of_groups=-1, zsl=0, output_dir='outputs/coco',
                            demo_defaults=DEMO_DEFAULTS,
-                           num_classes_help="number of classes (None = as many as the annotation file has)")
+                           num_classes_help="number of classes (None = as many as the data has)")
+    data_args.add_data_args(parser, training=True)
     return parser
 
 
 def main(argv=None):
     args, explicit = cli.parse_args(build_parser(), argv)
-    from src_files.data import coco_datasets, demo_coco_root
+    from src_files.data import demo_coco_root
     state, finished = run_setup.prepare(args, explicit, DEMO_DEFAULTS, demo_coco_root)
     if finished:
         print(finished)
@@ -39,16 +41,19 @@ def main(argv=None):
     from src_files.helper_functions.metrics import mAP
     from src_files.models import create_model
 
-    train_set, val_set = coco_datasets(args.data, train_transform(args.image_size, augment=not args.no_aug),
-                                       val_transform(args.image_size))
+    splits = data_args.load(args, train_transform(args.image_size, augment=not args.no_aug),
+                            val_transform(args.image_size))
+    train_set, val_set = splits.train, splits.val
     if train_set.class_names != val_set.class_names:
-        raise UserError(f"the train and val annotation files of {args.data} list different categories")
+        raise UserError(f"the training and validation splits of {args.data} list different classes")
     num_classes = len(train_set.class_names)
     if args.num_classes is None:
         args.num_classes = num_classes
     elif args.num_classes != num_classes:
-        raise UserError(f"--num-classes {args.num_classes} does not match the {num_classes} categories of the "
-                        f"annotation files in {args.data}")
+        raise UserError(f"--num-classes {args.num_classes} does not match the {num_classes} classes of the "
+                        f"{splits.format} data in {args.data}")
+    if info.is_main:
+        print(data_args.describe(splits))
 
     trainer.reseed_for_init(args.seed)
     model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path)
@@ -58,8 +63,11 @@ def main(argv=None):
                                   amp_dtype=precision.amp_dtype, channels_last=precision.channels_last)
         return {'mAP': mAP(targets, scores)}
 
+    meta = {'data_format': splits.format}
+    if list(splits.display_names) != list(splits.class_names):
+        meta['display_names'] = list(splits.display_names)
     task = trainer.TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
-                             title=f"{args.model_name} {args.image_size}px, {num_classes} classes")
+                             title=f"{args.model_name} {args.image_size}px, {num_classes} classes", meta=meta)
     return trainer.train(args, info, model, task, state)
 
 

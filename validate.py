@@ -1,17 +1,21 @@
-"""Score a checkpoint on MS-COCO 2014 val: mAP and CP, CR, CF1, OP, OR, OF1 at a threshold (percent).
+"""Score a checkpoint on a multi-label validation set: mAP and CP, CR, CF1, OP, OR, OF1 at a threshold (percent).
 
     python validate.py --model-path tresnet_l_COCO__448_90_0.pth --data /path/to/coco
+    python validate.py --model-path outputs/voc/best.pth --data /path/to/VOC2007 --save-scores scores.csv
     python validate.py --model-path outputs/demo/best.pth --demo
     python validate.py --zsl 1 --model-path nus_zsl.pth --data /path/to/nus_wide    # ZSL and GZSL metrics
 
-The checkpoint may be a model-zoo file ({'model': ..., 'idx_to_class': ...}), a bare state dict, or a best.pth
-of train.py. Norm layers are folded into the convolutions and the model runs in fp16 on GPUs (as published).
+The data may be in COCO (2014/2017), VOC, CSV or OpenImages layout (--data-format, default: detected). Unknown
+labels (VOC difficult objects, labels OpenImages did not verify) are left out of each class's AP and counts. The
+checkpoint's classes are matched to the data's by name. The checkpoint may be a model-zoo file ({'model': ...,
+'idx_to_class': ...}), a bare state dict, or a best.pth of train.py. Norm layers are folded into the convolutions
+and the model runs in fp16 on GPUs (as published).
 """
 import json
 import os
 import time
 
-from src_files.engine import cli, distributed
+from src_files.engine import cli, data_args, distributed
 from src_files.engine.evaluation import multilabel_metrics, predict
 from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.errors import UserError
@@ -22,8 +26,12 @@ def build_parser():
     parser.add_argument('--model-path', default=None,
                         help="checkpoint to score, a local file (nothing is downloaded); required unless --demo")
     parser.add_argument('--data', default='data/coco',
-                        help="COCO 2014 folder (annotations/instances_val2014.json, val2014/); with --zsl 1 the "
-                             "NUS-WIDE zsl folder")
+                        help="dataset folder (COCO, VOC, CSV or OpenImages layout, see --data-format); with --zsl 1 "
+                             "the NUS-WIDE zsl folder")
+    data_args.add_data_args(parser, training=False)
+    parser.add_argument('--save-scores', default='', metavar='FILE.csv',
+                        help="also write every validation image's probabilities: header image,<class names>, one "
+                             "row per image (its path relative to --data, or its OpenImages ImageID)")
     cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)",
                        from_checkpoint=True)
     parser.add_argument('--batch-size', type=int, default=48, help="images per forward pass")
@@ -36,18 +44,6 @@ def build_parser():
                              "defaults to outputs/demo/best.pth (with --zsl 1: outputs/demo_zsl/best.pth)")
     add_inference_speed_args(parser)
     return parser
-
-
-def warn_if_class_order_differs(model_classes, data_classes, model_path, data, is_main=True):
-    """Scores are per class index: a dataset whose categories are in another order gives meaningless numbers."""
-    if model_classes == [str(i) for i in range(len(model_classes))]:
-        return  # the checkpoint names no classes
-    differ = [i for i, (a, b) in enumerate(zip(model_classes, data_classes)) if a.strip().lower() != b.strip().lower()]
-    if differ and is_main:
-        i = differ[0]
-        print(f"warning: {len(differ)} of {len(data_classes)} class names of {model_path} differ from the categories "
-              f"of {data} (class {i}: {model_classes[i]!r} vs {data_classes[i]!r}); the scores mean something only "
-              f"if both list the same classes in the same order", flush=True)
 
 
 def score_zsl(args, model, info, dtype, channels_last, transform):
@@ -66,25 +62,28 @@ def score_zsl(args, model, info, dtype, channels_last, transform):
     return results, len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
 
 
-def score_coco(args, model, class_names, info, dtype, channels_last, transform):
-    """mAP and the threshold metrics on a COCO val folder -> (results, images scored)."""
-    from src_files.data import CocoDetection
-    from src_files.data.files import require_dir
-    require_dir(args.data, "COCO data folder", "pass the folder holding annotations/ and val2014/ with --data")
-    val_set = CocoDetection(os.path.join(args.data, 'val2014'),
-                            os.path.join(args.data, 'annotations', 'instances_val2014.json'), transform)
-    if len(val_set.class_names) != args.num_classes:
-        raise UserError(f"the model scores {args.num_classes} classes but {args.data} has "
-                        f"{len(val_set.class_names)} categories")
-    warn_if_class_order_differs(class_names, val_set.class_names, args.model_path, args.data, info.is_main)
-    scores, targets = predict(model, val_set, info, args.batch_size, args.workers, input_dtype=dtype,
+def score_multilabel(args, model, class_names, info, dtype, channels_last, transform):
+    """mAP and the threshold metrics on the validation split of --data -> (results, images scored)."""
+    splits = data_args.load(args, None, transform, need_train=False)
+    if info.is_main:
+        print(data_args.describe(splits))
+    columns = data_args.match_classes(class_names, splits, args.model_path, args.num_classes)
+    scores, targets = predict(model, splits.val, info, args.batch_size, args.workers, input_dtype=dtype,
                               channels_last=channels_last)
+    if columns is not None:
+        scores = scores[:, columns]
     check_finite(scores, dtype)
     results = multilabel_metrics(scores, targets, args.thr)
     if info.is_main:
         print(f"mAP {results['mAP']:.2f}")
         print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
               f" (threshold {args.thr})")
+        note = data_args.unknown_note(targets)
+        if note:
+            print(note)
+        if args.save_scores:
+            data_args.write_scores(args.save_scores, splits.val.image_ids, splits.class_names, scores)
+            print(f"scores written to {args.save_scores}")
     return results, len(scores)  # gathered from every process: each image once
 
 
@@ -112,9 +111,11 @@ def main(argv=None):
         raise UserError("--batch-size must be positive and --workers 0 or more")
     cli.check_threshold(args.thr)
     cli.require_model_path(args)
-    if args.json:  # find an unwritable path before the run, not after it
-        from src_files.engine.checkpoint import prepare_output_dir
-        prepare_output_dir(os.path.dirname(os.path.abspath(args.json)), flag='--json path')
+    from src_files.engine.checkpoint import prepare_output_dir
+    for flag in ('json', 'save_scores'):  # find an unwritable path before the run, not after it
+        if getattr(args, flag):
+            path = os.path.dirname(os.path.abspath(getattr(args, flag)))
+            prepare_output_dir(path, flag=f"--{flag.replace('_', '-')} path")
     if args.demo and 'model_path' not in explicit:  # what train.py --demo (or train_zsl_nus.py --demo) wrote
         args.model_path = os.path.join('outputs', 'demo_zsl' if args.zsl else 'demo', 'best.pth')
     info = distributed.setup(args.device)
@@ -129,7 +130,7 @@ def main(argv=None):
     if args.zsl:
         results, n_images = score_zsl(args, model, info, dtype, channels_last, transform)
     else:
-        results, n_images = score_coco(args, model, class_names, info, dtype, channels_last, transform)
+        results, n_images = score_multilabel(args, model, class_names, info, dtype, channels_last, transform)
     if info.is_main:
         report(args, results, n_images, time.time() - start, info, dtype)
     return 0

@@ -278,3 +278,17 @@ def test_fp16_training_on_a_cpu_gets_a_note(capsys):
     assert resolve_amp('fp16', torch.device('cpu'), warn=True) == 'fp16'
     assert 'very slow' in capsys.readouterr().out
     assert resolve_amp('auto', torch.device('cpu'), warn=True) == 'off' and capsys.readouterr().out == ''
+
+
+@pytest.mark.parametrize('steps', [1, 4, 5, 6, 10])
+def test_one_cycle_schedule_builds_for_short_runs(steps):
+    """torch's OneCycleLR divides by zero for exactly 5 steps at pct_start 0.2; every short run must step."""
+    from src_files.engine.loop import build_trainables
+    model = torch.nn.Linear(3, 2)
+    parts = build_trainables(model, steps_per_epoch=steps, epochs=1, lr=1e-3, weight_decay=1e-4, ema_decay=0.9)
+    lrs = []
+    for _ in range(steps):
+        parts.optimizer.step()
+        parts.scheduler.step()
+        lrs.append(parts.scheduler.get_last_lr()[0])
+    assert all(np.isfinite(lrs)) and max(lrs) <= 1e-3 + 1e-12

@@ -3,7 +3,7 @@ import csv
 import os
 
 from src_files.data.files import check_images_exist, require_dir, require_file
-from src_files.data.image_list import ImageList
+from src_files.data.image_list import ImageList, relative_ids
 from src_files.data.labels import is_list_cell, parse_label_list
 from src_files.errors import UserError
 
@@ -51,14 +51,30 @@ def read_label_csv(path):
     return rows
 
 
+def _unknown_label(csv_file, line, name, classes_from):
+    """The message for a label that is not among the class names."""
+    where = f"{csv_file} line {line}: label '{name}'"
+    if classes_from:
+        return (f"{where} is not one of the classes of {classes_from}; correct or remove the label, or add an "
+                f"image of that class to it")
+    return f"{where} is not one of the given class names; correct or remove the label, or give class names with it"
+
+
+def csv_class_names(csv_file):
+    """The sorted label names of `csv_file` (the default class list of a MultiLabelCsv of it)."""
+    return sorted({name for _, _, names in read_label_csv(csv_file) for name in names})
+
+
 class MultiLabelCsv(ImageList):
     """Images listed in `csv_file` (paths relative to `root`, default the CSV's folder) with their labels.
 
     `class_names` fixes the class order (e.g. to match a checkpoint); by default it is the sorted set of labels.
-    Images without labels are kept as all-negative examples.
+    Images without labels are kept as all-negative examples. `classes_from` names where `class_names` come from
+    (e.g. the training list), for the message about a label that is not among them. Image ids: the paths as
+    written in the CSV (relative to `root`).
     """
 
-    def __init__(self, csv_file, root=None, class_names=None, transform=None):
+    def __init__(self, csv_file, root=None, class_names=None, transform=None, classes_from=None):
         rows = read_label_csv(csv_file)
         root = os.path.dirname(os.path.abspath(csv_file)) if root is None else root
         require_dir(root, "image folder", f"image paths in {csv_file} are relative to it")
@@ -73,9 +89,9 @@ class MultiLabelCsv(ImageList):
                 raise UserError(f"{csv_file} line {line}: no image path; {_FORMAT}")
             unknown = [name for name in names if name not in index]
             if unknown:
-                raise UserError(f"{csv_file} line {line}: label '{unknown[0]}' is not one of the given class names")
+                raise UserError(_unknown_label(csv_file, line, unknown[0], classes_from))
             labels_of.setdefault(image, set()).update(index[name] for name in names)
         label_ids = [sorted(ids) for ids in labels_of.values()]
         paths = [os.path.join(root, image) for image in labels_of]
         check_images_exist(paths, f"image paths in {csv_file} are relative to {root}")
-        super().__init__(paths, label_ids, class_names, transform)
+        super().__init__(paths, label_ids, class_names, transform, image_ids=relative_ids(paths, root))

@@ -72,19 +72,24 @@ class Progress:
     history: list = field(default_factory=list)  # one row of metrics per epoch
 
 
-def build_trainables(model, steps_per_epoch, epochs, lr, weight_decay, ema_decay, amp='off', fused=False):
+def build_trainables(model, steps_per_epoch, epochs, lr, weight_decay, ema_decay, amp='off', fused=False,
+                     unknown_as_negative=False):
     """The published optimisation around `model` (already on its device): Adam on two parameter groups,
-    OneCycle stepped per batch, ASL, the EMA copy, and the fp16 loss scaler (enabled for amp 'fp16' only)."""
+    OneCycle stepped per batch, ASL (unknown labels ignored, or trained as negatives), the EMA copy, and the fp16
+    loss scaler (enabled for amp 'fp16' only)."""
     ema = ModelEma(model, ema_decay)
     optimizer = torch.optim.Adam(add_weight_decay(model, weight_decay), lr=lr, weight_decay=0,
                                  **({'fused': True} if fused else {}))
+    # OneCycleLR divides by zero when pct_start x total steps is exactly 1 (a 5-step run): warm up a hair longer.
+    pct_start = 0.2 if steps_per_epoch * epochs != 5 else 0.21
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, steps_per_epoch=steps_per_epoch,
-                                                    epochs=epochs, pct_start=0.2)
+                                                    epochs=epochs, pct_start=pct_start)
     device_type = next(model.parameters()).device.type
     scaler = torch.amp.GradScaler(device_type, enabled=amp == 'fp16')
     if scaler.is_enabled():  # the scaler skips the steps whose gradients overflow: expected, as published
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
-    criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
+    criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True,
+                               unknown_as_negative=unknown_as_negative)
     return Trainables(model, ema, optimizer, scheduler, scaler, criterion)
 
 

@@ -18,8 +18,9 @@ LOG = logging.getLogger(__name__)
 
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
 # the STRUCTURAL ones (the result would not be the run that was started).
-STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug')
-RUN_KEYS = STRUCTURAL_KEYS + ('data', 'model_path', 'demo', 'amp')
+STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug',
+                                   'unknown_as_negative')
+RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'model_path', 'demo', 'amp')
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'off': None}
 

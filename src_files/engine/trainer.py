@@ -175,7 +175,8 @@ def train(args, info, model, task, resume_state=None):
     raw = _prepare_model(args, info, model, task, precision)
     loader = _loader(args, info, task, precision)
     parts = build_trainables(raw, len(loader), args.epochs, args.lr, args.weight_decay, args.ema_decay,
-                             precision.amp, fused=precision.device.type == 'cuda' and args.fused_optimizer)
+                             precision.amp, fused=precision.device.type == 'cuda' and args.fused_optimizer,
+                             unknown_as_negative=getattr(args, 'unknown_as_negative', False))
     progress = Progress()
     if resume_state is not None:
         progress = _resume(resume_state, parts, len(loader), args)

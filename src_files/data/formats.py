@@ -1,0 +1,121 @@
+"""One entry point for every multi-label folder layout: COCO (2014/2017), VOC, CSV lists and Open Images.
+
+`load_datasets(data_dir, data_format)` returns the training and validation ImageLists and the class list;
+`detect_format` tells the layout from the folder's files.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from src_files.data import coco, openimages, voc
+from src_files.data.csv_list import MultiLabelCsv, csv_class_names
+from src_files.data.files import require_dir
+from src_files.data.image_list import ImageList
+from src_files.errors import UserError
+
+FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages')
+_LOOKED_FOR = {
+    'coco': "annotations/instances_{train,val}2014.json with train2014/ and val2014/ (or the same with 2017)",
+    'voc': "Annotations/, JPEGImages/ and ImageSets/Main/",
+    'csv': "train.csv and val.csv",
+    'openimages': (f"{openimages.DESCRIPTIONS} and *-human-imagelabels.csv (optionally with the {openimages.PREFIX} "
+                   f"prefix)"),
+}
+# The split names each format reads (besides VOC, whose --train-split/--val-split choose among ImageSets/Main)
+_OWN_SPLITS = {'coco': ({'train'}, {'val'}), 'csv': ({'train'}, {'val'}),
+               'openimages': ({'train'}, {'validation', 'val'})}
+
+
+@dataclass
+class DataSplits:
+    """The splits of a dataset folder; `class_names` come from the training split (OpenImages: MIDs, whose
+    readable names are `display_names`; elsewhere the two are the same)."""
+    train: Optional[ImageList]
+    val: ImageList
+    format: str
+    class_names: list
+    display_names: list
+
+
+def _is_openimages(data_dir):
+    return openimages.find_file(data_dir, openimages.DESCRIPTIONS) is not None and any(
+        name.endswith('-human-imagelabels.csv') for name in os.listdir(data_dir))
+
+
+def _layout_of(data_dir):
+    """The first format whose files `data_dir` holds, None if none."""
+    checks = {'coco': lambda: coco.coco_year(data_dir) is not None, 'voc': lambda: voc.is_voc(data_dir),
+              'csv': lambda: all(os.path.isfile(os.path.join(data_dir, f)) for f in ('train.csv', 'val.csv')),
+              'openimages': lambda: _is_openimages(data_dir)}
+    return next((name for name, matches in checks.items() if matches()), None)
+
+
+def detect_format(data_dir):
+    """'coco', 'voc', 'csv' or 'openimages': the layout of `data_dir`, from its files."""
+    require_dir(data_dir, "data folder", "pass the dataset folder with --data")
+    found = _layout_of(data_dir)
+    if found:
+        return found
+    looked_for = '; '.join(f"{name}: {what}" for name, what in _LOOKED_FOR.items())
+    subfolders = sorted(e.path for e in os.scandir(data_dir) if e.is_dir())
+    inner = next(((path, _layout_of(path)) for path in subfolders if _layout_of(path)), None)
+    hint = f" ({inner[0]} holds the {inner[1]} layout: pass that folder?)" if inner else ''
+    raise UserError(f"cannot tell the layout of {data_dir}; looked for {looked_for}{hint}. Lay the folder out as "
+                    f"one of these (Datasets.md) or pass --data-format")
+
+
+def _check_splits(data_format, train_split, val_split):
+    own_train, own_val = _OWN_SPLITS[data_format]
+    for flag, value, own in (('--train-split', train_split, own_train), ('--val-split', val_split, own_val)):
+        if value is not None and value not in own:
+            raise UserError(f"{flag} {value}: the flag is for VOC only (it names an ImageSets/Main split file); "
+                            f"{data_format} data has fixed splits, so leave it out")
+
+
+def _coco(data_dir, train_transform, val_transform, need_train):
+    require_dir(data_dir, "COCO data folder", "pass the folder holding annotations/, train2014/ and val2014/")
+    year = coco.coco_year(data_dir) or (None if need_train else coco.coco_year(data_dir, ('val',)))
+    val = coco.coco_split(data_dir, 'val', val_transform, year)
+    train_file = os.path.join(data_dir, 'annotations', f'instances_train{year or coco.YEARS[0]}.json')
+    if need_train:
+        train = coco.coco_split(data_dir, 'train', train_transform, year)
+        class_names = train.class_names
+    else:  # the training file's categories only; without it, the val file's (COCO's two files list the same)
+        train = None
+        class_names = coco.category_names(train_file) if os.path.isfile(train_file) else val.class_names
+    if class_names != val.class_names:
+        raise UserError(f"{train_file} and the val annotation file list different categories; use the files of "
+                        f"one COCO release")
+    return train, val, class_names, class_names
+
+
+def _csv(data_dir, train_transform, val_transform, need_train):
+    require_dir(data_dir, "CSV data folder", "pass the folder holding train.csv and val.csv")
+    train_file, val_file = os.path.join(data_dir, 'train.csv'), os.path.join(data_dir, 'val.csv')
+    train = MultiLabelCsv(train_file, data_dir, transform=train_transform) if need_train else None
+    class_names = train.class_names if need_train else csv_class_names(train_file)
+    if not class_names:
+        raise UserError(f"{train_file} has no label; its rows need 'image,labels' with at least one label")
+    val = MultiLabelCsv(val_file, data_dir, class_names, val_transform, classes_from=f"the training list {train_file}")
+    return train, val, class_names, class_names
+
+
+def load_datasets(data_dir, data_format='auto', train_transform=None, val_transform=None, train_split=None,
+                  val_split=None, need_train=True):
+    """DataSplits of `data_dir`; with need_train=False the training images are neither checked nor loaded (train
+    is None), but the class list is still the training split's. train_split/val_split: VOC split names."""
+    if data_format not in FORMATS:
+        raise UserError(f"unknown data format '{data_format}'; choose one of {', '.join(FORMATS)}")
+    if data_format == 'auto':
+        data_format = detect_format(data_dir)
+    if data_format == 'voc':
+        train, val, class_names = voc.voc_datasets(data_dir, train_transform, val_transform, train_split,
+                                                   val_split, need_train)
+        return DataSplits(train, val, data_format, class_names, list(class_names))
+    _check_splits(data_format, train_split, val_split)
+    if data_format == 'openimages':
+        parts = openimages.openimages_datasets(data_dir, train_transform, val_transform, need_train)
+    else:
+        parts = (_coco if data_format == 'coco' else _csv)(data_dir, train_transform, val_transform, need_train)
+    train, val, class_names, display_names = parts
+    return DataSplits(train, val, data_format, list(class_names), list(display_names))
