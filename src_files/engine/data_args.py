@@ -20,7 +20,7 @@ def add_data_args(parser, training):
                         "(train.csv + val.csv), openimages (V6 image-level labels); auto = from the folder's files")
     g.add_argument('--train-split', default=None, metavar='NAME',
                    help="voc: the ImageSets/Main split to train on, which also fixes the class list (default "
-                        "trainval)")
+                        "trainval where test.txt exists, else train, or trainval if there is no train.txt)")
     g.add_argument('--val-split', default=None, metavar='NAME',
                    help="voc: the ImageSets/Main split to score (default test where test.txt exists, else val)")
     if training:
