@@ -4,6 +4,7 @@
     python validate.py --model-path outputs/voc/best.pth --data /path/to/VOC2007 --save-scores scores.csv
     python validate.py --model-path outputs/demo/best.pth --demo
     python validate.py --zsl 1 --model-path nus_zsl.pth --data /path/to/nus_wide    # ZSL and GZSL metrics
+    python validate.py --model-path best.pth --data /path/to/coco --report report/   # per-class report
 
 The data may be in COCO (2014/2017), VOC, CSV or OpenImages layout (--data-format, default: detected). Unknown
 labels (VOC difficult objects, labels OpenImages did not verify) are left out of each class's AP and counts. The
@@ -39,6 +40,10 @@ def build_parser():
     cli.add_threshold_arg(parser, help="probability threshold of CP, CR, CF1, OP, OR, OF1")
     cli.add_device_arg(parser)
     parser.add_argument('--json', default='', metavar='PATH', help="also write the metrics to this JSON file")
+    parser.add_argument('--report', default='', metavar='DIR',
+                        help="also write a per-class report to this folder: per_class.csv (AP, F1-optimal "
+                             "threshold, precision/recall/F1), summary.json, thresholds.json (for infer.py "
+                             "--thresholds) and pr_curves.png (multi-label data only)")
     parser.add_argument('--demo', action='store_true', default=False,
                         help="validate on the built-in demo dataset (the one train.py --demo trains on); the model "
                              "defaults to outputs/demo/best.pth (with --zsl 1: outputs/demo_zsl/best.pth)")
@@ -84,6 +89,12 @@ def score_multilabel(args, model, class_names, info, dtype, channels_last, trans
         if args.save_scores:
             data_args.write_scores(args.save_scores, splits.val.image_ids, splits.class_names, scores)
             print(f"scores written to {args.save_scores}")
+    if args.report and info.is_main:
+        from src_files.engine import report  # (validate.py's report() prints the closing line)
+        report.write_report(args.report, scores, targets, splits.class_names, args.thr,
+                            display_names=splits.display_names,
+                            threshold_names=report.model_names(class_names, columns),
+                            meta={'checkpoint': args.model_path, 'data': args.data, 'data_format': splits.format})
     return results, len(scores)  # gathered from every process: each image once
 
 
@@ -116,6 +127,10 @@ def main(argv=None):
         if getattr(args, flag):
             path = os.path.dirname(os.path.abspath(getattr(args, flag)))
             prepare_output_dir(path, flag=f"--{flag.replace('_', '-')} path")
+    if args.report:
+        if args.zsl:
+            raise UserError("--report is for multi-label data: it is not supported with --zsl 1")
+        prepare_output_dir(os.path.abspath(args.report), flag="--report folder")
     if args.demo and 'model_path' not in explicit:  # what train.py --demo (or train_zsl_nus.py --demo) wrote
         args.model_path = os.path.join('outputs', 'demo_zsl' if args.zsl else 'demo', 'best.pth')
     info = distributed.setup(args.device)
