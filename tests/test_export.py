@@ -3,6 +3,7 @@ head, a group-decoding head, a zero-shot head with baked-in word vectors), their
 and 2 from one file, metadata, one-line errors, and the tolerance guard. The exports run in this process; all but
 the plain head's ONNX export and the tolerance guard are marked slow, as is the reference-logits check at 224 px."""
 import json
+import re
 import sys
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 import export
+from src_files.data.demo import CLASS_NAMES, demo_coco_root
 from src_files.engine import cli
 from src_files.engine.checkpoint import save_best
 from src_files.errors import UserError
@@ -49,7 +51,7 @@ def make_checkpoint(path, class_names, seed=0, **cfg):
 @pytest.fixture(scope='module')
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp('export')
-    make_checkpoint(root / 'plain.pth', [f'class {i}' for i in range(16)], num_classes=16)
+    make_checkpoint(root / 'plain.pth', CLASS_NAMES, num_classes=16)  # the demo's classes: validate.py scores it
     make_checkpoint(root / 'groups.pth', [f'g{i}' for i in range(40)], seed=1, num_classes=40, num_of_groups=4)
     make_checkpoint(root / 'zsl.pth', [f'seen {i}' for i in range(16)], seed=2, num_classes=16, zsl=1)
     torch.save(torch.randn(300, 5, generator=torch.Generator().manual_seed(3)), root / 'wordvecs.pth')
@@ -87,9 +89,9 @@ def test_export_plain_head_parity_and_metadata(work, tmp_path, capfd, fmt):
     assert code == 0, err
     assert 'parity random batch 1' in stdout and 'parity random batch 2' in stdout and f'wrote {out}' in stdout
     assert ('parity images 1-3 of' in stdout) == (fmt == 'pt2')
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left (checked first)
     runner, meta = (load_onnx if fmt == 'onnx' else load_pt2)(str(out))
-    assert meta['class_names'] == [f'class {i}' for i in range(16)]
+    assert meta['class_names'] == CLASS_NAMES
     assert (meta['image_size'], meta['model_name'], meta['num_classes'], meta['zsl']) == (SIZE, 'tresnet_m', 16, False)
     assert meta['input']['range'] == [0.0, 1.0] and meta['input']['mean'] == [0.0] * 3 and meta['source'] == 'plain.pth'
     assert meta['task'] == 'multi-label' and 'sigmoid' in meta['output']
@@ -105,6 +107,31 @@ def test_export_plain_head_parity_and_metadata(work, tmp_path, capfd, fmt):
         assert model.eval() is model and not model.training and model.class_names == meta['class_names']
         logits = model(torch.rand(3, 3, SIZE, SIZE))
         assert isinstance(logits, torch.Tensor) and logits.shape == (3, 16) and logits.dtype == torch.float32
+        assert_scripts_run_the_file(work / 'plain.pth', out, tmp_path, capfd)
+
+
+def script_output(module, args, capfd):
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(module.main, [str(a) for a in args])
+    out, err = capfd.readouterr()
+    assert exit_info.value.code == 0, err
+    return out
+
+
+def assert_scripts_run_the_file(checkpoint, exported, tmp_path, capfd):
+    """validate.py prints the same mAP for the .onnx file as for its .pth; infer.py labels images with it."""
+    import infer
+    import validate
+    data = demo_coco_root(cache_dir=str(tmp_path / 'demo'), num_train=4, num_val=12)
+    maps = []
+    for model_path in (checkpoint, exported):
+        out = script_output(validate, ['--model-path', model_path, '--data', data, '--workers', 0], capfd)
+        maps.append(float(re.search(r'^mAP ([\d.]+)', out, re.M).group(1)))
+    assert maps[0] == pytest.approx(maps[1], abs=0.01)
+    script_output(infer, ['--model-path', exported, '--pic-path', f'{data}/val2014', '--output', tmp_path / 'p.csv',
+                          '--workers', 0], capfd)
+    assert len((tmp_path / 'p.csv').read_text().splitlines()) == 1 + 12
 
 
 @slow

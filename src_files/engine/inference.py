@@ -44,11 +44,39 @@ def resolve_precision(precision, device):
     return dtype
 
 
+EXPORTED_SUFFIXES = ('.onnx', '.pt2')
+
+
+def load_exported(args, explicit):
+    """(model, class names, dtype, channels_last) for a file of export.py (.onnx: ONNX Runtime, .pt2:
+    torch.export), run on the CPU in fp32; its image size, model name and classes come from the file."""
+    from src_files.export import OnnxModel
+    if getattr(args, 'zsl', 0):
+        raise UserError(f"{args.model_path} is an exported model, whose word vectors are fixed at export: score the "
+                        f".pth checkpoint with --zsl 1 instead")
+    model = OnnxModel(args.model_path)
+    for key, value in (('image_size', model.image_size), ('model_name', model.model_name)):
+        if key in explicit and getattr(args, key) != value:
+            raise UserError(f"{args.model_path} was exported for --{key.replace('_', '-')} {value}, not "
+                            f"{getattr(args, key)}: leave the flag out (exported files fix it)")
+        setattr(args, key, value)
+    args.num_classes = model.num_classes
+    for flag in ('compile', 'save_attention'):
+        if getattr(args, flag, None):
+            raise UserError(f"--{flag.replace('_', '-')} needs the PyTorch checkpoint, not the exported "
+                            f"{args.model_path}")
+    LOG.info(f"running the exported {args.model_path} ({model.meta.get('format', 'onnx')}) on the CPU in fp32")
+    return model, list(model.class_names), torch.float32, False
+
+
 def load_model(args, explicit, device, wordvecs_for_zsl=None):
-    """(model ready for inference, class names, extras) for args.model_path.
+    """(model ready for inference, class names, extras) for args.model_path (an exported .onnx / .pt2 file runs
+    as it was exported: load_exported).
 
     Fills args fields the user did not give from the checkpoint; raises UserError on any mismatch.
     """
+    if str(args.model_path).lower().endswith(EXPORTED_SUFFIXES):
+        return load_exported(args, explicit)
     from src_files.ml_decoder.ml_decoder import set_head_impl
     from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
     from src_files.models.factory import head_shape
@@ -59,6 +87,7 @@ def load_model(args, explicit, device, wordvecs_for_zsl=None):
         meta = extras['args']
         LOG.info(f"note: {args.model_path} is a training checkpoint: scoring its model weights (best.pth holds the "
               f"better of the model and its EMA)")
+    args.checkpoint_meta = meta  # single-label support: tasks.model_task reads the task a best.pth records
     from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
     cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
     shape = {k: v for k, v in head_shape(state_dict).items() if hasattr(args, k)}
