@@ -14,6 +14,8 @@ from PIL import Image
 import export
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
 from src_files.engine import cli
+from tests import script_calls
+from tests.script_calls import assert_user_error
 from src_files.engine.checkpoint import save_best
 from src_files.errors import UserError
 from src_files.export import OnnxModel, compare, load_onnx, load_pt2
@@ -26,18 +28,16 @@ slow = pytest.mark.slow  # (each export takes 15-40 s on 2 CPU cores)
 
 
 def call_main(args, capfd):
-    """export.main through run_main, in this process; returns (exit code, stdout, stderr)."""
-    capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(export.main, [str(a) for a in args])
-    out, err = capfd.readouterr()
-    return exit_info.value.code, out, err
+    """export.py's main() in this process -> (exit code, stdout, stderr)."""
+    return script_calls.call_main(export, args, capfd)
 
 
-def one_error_line(code, err, *fragments):
-    errors = [line for line in err.splitlines() if line.startswith('error: ')]
-    assert code == 1 and 'Traceback' not in err and len(errors) == 1, err
-    assert all(fragment in errors[0] for fragment in fragments), errors[0]
+def script_output(module, args, capfd):
+    code, out, err = script_calls.call_main(module, args, capfd)
+    assert code == 0, err
+    return out
+
+
 
 
 def make_checkpoint(path, class_names, seed=0, **cfg):
@@ -110,13 +110,6 @@ def test_export_plain_head_parity_and_metadata(work, tmp_path, capfd, fmt):
         assert_scripts_run_the_file(work / 'plain.pth', out, tmp_path, capfd)
 
 
-def script_output(module, args, capfd):
-    capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(module.main, [str(a) for a in args])
-    out, err = capfd.readouterr()
-    assert exit_info.value.code == 0, err
-    return out
 
 
 def assert_scripts_run_the_file(checkpoint, exported, tmp_path, capfd):
@@ -166,7 +159,7 @@ def test_tolerance_guard_removes_the_file(work, tmp_path, capfd, monkeypatch):
     out.write_bytes(b'an older export')  # kept: a failed export leaves what was there (it never replaced it)
     code, stdout, err = call_main(['--model-path', work / 'plain.pth', '--output', out, '--exporter',
                                    'torchscript', '--opset', 17], capfd)
-    one_error_line(code, err, 'parity check failed', 'tolerance 0.0001', f'{out} was not written')
+    assert_user_error(code, err, 'parity check failed', 'tolerance 0.0001', f'{out} was not written')
     assert 'parity random batch 1: max |diff|' in stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bad.onnx'] and out.read_bytes() == b'an older export'
 
@@ -202,7 +195,7 @@ def test_bad_flags_are_one_line(work, tmp_path, capfd):
              (['--model-path', tmp_path / 'none.pth'], ('checkpoint not found',)),
              ([], ('--model-path',))]
     for args, fragments in cases:
-        one_error_line(*call_main(args, capfd)[::2], *fragments)
+        assert_user_error(*call_main(args, capfd)[::2], *fragments)
     assert not list(work.glob('*.onnx'))
 
 

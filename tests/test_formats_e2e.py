@@ -13,7 +13,8 @@ import validate
 from src_files.data import demo_coco_root
 from src_files.data.formats import load_datasets
 from src_files.data.layouts import export_layout
-from tests.test_scripts import SMALL, call_main
+from tests.script_calls import call_main
+from tests.test_scripts import SMALL
 
 pytestmark = pytest.mark.slow
 

@@ -11,30 +11,19 @@ import torch
 from PIL import Image
 
 import infer
-from src_files.engine import cli
 from src_files.engine.checkpoint import save_best
 from src_files.engine.predictions import PredictionWriter, list_images, pick_labels, read_thresholds
 from src_files.errors import UserError
 from src_files.models import create_model
 from src_files.models.config import ModelConfig
+from tests.script_calls import assert_user_error, call_main
 
 CLASSES = ['cat', 'dog', 'car', 'sky']
 slow = pytest.mark.slow
 
 
-def call_main(module, args, capfd):
-    """main() of a script through run_main, in this process; returns (exit code, stdout, stderr)."""
-    capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(module.main, [str(a) for a in args])
-    out, err = capfd.readouterr()
-    return exit_info.value.code, out, err
 
 
-def one_error_line(code, err, *fragments):
-    errors = [line for line in err.splitlines() if line.startswith('error: ')]
-    assert code == 1 and 'Traceback' not in err and len(errors) == 1, err
-    assert all(fragment in errors[0] for fragment in fragments), errors[0]
 
 
 @pytest.fixture(scope='module')
@@ -134,11 +123,11 @@ def test_bad_thresholds_and_output_flags_are_one_line(setup, tmp_path, capfd):
     thresholds = tmp_path / 'thresholds.json'
     thresholds.write_text('{"lion": 0.5}')
     code, _, err = run(setup, capfd, '--thresholds', thresholds)
-    one_error_line(code, err, str(thresholds), "'lion'")
+    assert_user_error(code, err, str(thresholds), "'lion'")
     code, _, err = run(setup, capfd, '--thresholds', tmp_path / 'missing.json')
-    one_error_line(code, err, 'missing.json')
+    assert_user_error(code, err, 'missing.json')
     code, _, err = run(setup, capfd, '--output', tmp_path / 'preds.xlsx')
-    one_error_line(code, err, 'preds.xlsx', '.csv or .json')
+    assert_user_error(code, err, 'preds.xlsx', '.csv or .json')
 
 
 @slow
@@ -156,7 +145,7 @@ def test_unreadable_images_are_skipped_and_counted(setup, tmp_path, capfd):
     listing = tmp_path / 'only.txt'
     listing.write_text('mixed/broken.jpg\n')
     code, _, err = run(setup, capfd, '--pic-path', listing, '--output', tmp_path / 'q.csv')
-    one_error_line(code, err, 'broken.jpg')
+    assert_user_error(code, err, 'broken.jpg')
     assert not os.path.exists(tmp_path / 'q.csv') and not os.path.exists(tmp_path / 'q.csv.tmp')
 
 

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 import validate
-from src_files.engine import cli
+from tests.script_calls import call_main
 from src_files.engine.predictions import read_thresholds
 from src_files.engine.report import FILES, write_report
 from src_files.helper_functions.metrics import (best_f1_thresholds, mAP, per_class_threshold_metrics,
@@ -20,13 +20,6 @@ from src_files.helper_functions.metrics import (best_f1_thresholds, mAP, per_cla
 NAMES = ['cat', 'dog', 'car', 'sky', 'tree', 'boat', 'bird', 'sun']
 
 
-def call_main(module, args, capfd):
-    """main() of a script through run_main, in this process; returns (exit code, stdout, stderr)."""
-    capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(module.main, [str(a) for a in args])
-    out, err = capfd.readouterr()
-    return exit_info.value.code, out, err
 
 
 def synthetic(seed=0, n=240, c=len(NAMES), decimals=None):

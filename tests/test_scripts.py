@@ -18,7 +18,7 @@ import train
 import train_zsl_nus
 import validate
 from src_files.data import demo_coco_root, demo_nus_root
-from src_files.engine import cli
+from tests.script_calls import assert_user_error, call_main  # noqa: F401 (used by other test modules too)
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
 
@@ -42,23 +42,8 @@ def run_script(script, args, tmp_dir, timeout=300, extra_env=None, prefix=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def call_main(module, args, capfd):
-    """main() of a script through run_main, in this process; returns (exit code, stdout, stderr)."""
-    capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(module.main, [str(a) for a in args])
-    out, err = capfd.readouterr()
-    return exit_info.value.code, out, err
 
 
-def assert_user_error(code, err, *fragments):
-    errors = [line for line in err.splitlines() if line.startswith('error: ')]
-    assert code != 0
-    assert 'Traceback' not in err, err
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope='module')
