@@ -252,7 +252,7 @@ def test_coco_2017_layout_and_2014_wins_when_both(tmp_path):
 def test_detect_format_errors(tmp_path):
     with pytest.raises(UserError, match='data folder not found'):
         detect_format(str(tmp_path / 'nowhere'))
-    os.makedirs(tmp_path / 'Annotations')
+    os.makedirs(tmp_path / 'photos')
     with pytest.raises(UserError) as error:
         detect_format(str(tmp_path))
     message = str(error.value)
@@ -265,6 +265,17 @@ def test_detect_format_errors(tmp_path):
         detect_format(str(tmp_path / 'VOCdevkit'))
     with pytest.raises(UserError, match="unknown data format 'yolo'"):
         load_datasets(str(tmp_path), 'yolo')
+
+
+@pytest.mark.parametrize('present, layout', [(['annotations/'], 'coco'), (['train2014/', 'val2014/'], 'coco'),
+                                             (['Annotations/'], 'voc'), (['train.csv'], 'csv'),
+                                             (['oidv6-train-annotations-human-imagelabels.csv'], 'openimages')])
+def test_a_layout_with_a_missing_file_is_still_recognised(tmp_path, present, layout):
+    """So that its reader names the missing file instead of a generic 'cannot tell the layout'."""
+    for name in present:
+        path = tmp_path / name.rstrip('/')
+        path.mkdir() if name.endswith('/') else path.write_text('')
+    assert detect_format(str(tmp_path)) == layout
 
 
 # ---------------------------------------------------------------- export_layout round trips

@@ -50,10 +50,24 @@ def _layout_of(data_dir):
     return next((name for name, matches in checks.items() if matches()), None)
 
 
+# Files that only one layout has: a folder holding some of them is that layout with a file missing, and its
+# reader then names what is missing (better than "cannot tell the layout").
+_PARTIAL = {'coco': ('annotations', 'train2014', 'val2014', 'train2017', 'val2017'),
+            'voc': ('Annotations', 'JPEGImages', 'ImageSets'), 'csv': ('train.csv', 'val.csv')}
+
+
+def _partial_layout(data_dir):
+    names = set(os.listdir(data_dir))
+    found = [fmt for fmt, marks in _PARTIAL.items() if names & set(marks)]
+    if any(name.endswith('-human-imagelabels.csv') or name.endswith(openimages.DESCRIPTIONS) for name in names):
+        found.append('openimages')
+    return found[0] if len(found) == 1 else None
+
+
 def detect_format(data_dir):
     """'coco', 'voc', 'csv' or 'openimages': the layout of `data_dir`, from its files."""
     require_dir(data_dir, "data folder", "pass the dataset folder with --data")
-    found = _layout_of(data_dir)
+    found = _layout_of(data_dir) or _partial_layout(data_dir)
     if found:
         return found
     looked_for = '; '.join(f"{name}: {what}" for name, what in _LOOKED_FOR.items())
