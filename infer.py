@@ -5,6 +5,9 @@
     python infer.py --model-path best.pth --pic-path photos/ --output preds.csv --thresholds thresholds.json
     python infer.py --demo                  # the model of train.py --demo on a few images of the demo dataset
 
+A single-label model (its best.pth records it, or --task single-label) prints its --top-k (default 5) best classes
+with their softmax probabilities, whatever their value (unless --thr or --thresholds is given).
+
 Class names come from the checkpoint's 'idx_to_class' (class numbers when it has none). --save-path writes a
 copy of each image with its labels drawn on it (no window is opened). --output writes every image's labels and
 scores to a CSV or JSON file as the batches finish (with a progress bar instead of one line per image);
@@ -20,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from src_files.data.files import load_rgb
-from src_files.engine import cli, distributed
+from src_files.engine import cli, distributed, tasks
 from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.engine.predictions import (IMAGE_EXTENSIONS, LIST_EXTENSIONS, PredictionWriter, check_output_path,
                                           class_thresholds, list_images, load_thresholds, pick_labels,
@@ -45,7 +48,9 @@ def build_parser():
                         help="per-class thresholds: a JSON object {class name: threshold in [0, 1]}; classes it "
                              "leaves out use --thr")
     parser.add_argument('--top-k', type=int, default=20,
-                        help="report at most this many classes per image (the best that pass the threshold)")
+                        help="report at most this many classes per image (the best that pass the threshold); "
+                             "single-label models: 5 unless given")
+    tasks.add_task_arg(parser)
     parser.add_argument('--batch-size', type=int, default=32, help="images per forward pass (folders)")
     parser.add_argument('-j', '--workers', type=int, default=cli.default_workers(),
                         help="image-loading processes (0 = load in the main process)")
@@ -171,8 +176,11 @@ def check_flags(args, explicit):
         args.model_path = os.path.join('outputs', 'demo', 'best.pth')
 
 
-def thresholds_per_class(args, class_names):
-    """Each class's threshold: --thr, or the --thresholds file's value for the classes it names."""
+def thresholds_per_class(args, class_names, any_score=False):
+    """Each class's threshold: --thr, or the --thresholds file's value for the classes it names; -1 for all with
+    `any_score` (single-label models without --thr / --thresholds: the top-k whatever their probability)."""
+    if any_score:
+        return np.full(len(class_names), -1.0, dtype=np.float32)
     if not args.thresholds:
         return np.full(len(class_names), args.thr, dtype=np.float32)
     thresholds, missing = class_thresholds(args.thresholds, args.threshold_table, class_names, args.thr)
@@ -193,7 +201,8 @@ def score_batch(job, readable):
             logits, maps = attention_maps(job.model, inputs)
         else:
             logits = job.model(inputs)
-        probs = torch.sigmoid(logits.float()).cpu().numpy()
+        logits = logits.float()
+        probs = (torch.softmax(logits, dim=1) if job.softmax else torch.sigmoid(logits)).cpu().numpy()
     check_finite(probs, job.dtype)
     return probs, maps
 
@@ -263,9 +272,14 @@ def main(argv=None):
         print("note: --compile is not used with --save-attention (the maps are recomputed eagerly)", flush=True)
     elif not args.save_attention:
         model = maybe_compile(model, args)
+    single = tasks.model_task(args) == tasks.SINGLE
+    if single and 'top_k' not in explicit:
+        args.top_k = 5
+    any_score = single and not args.thresholds and 'thr' not in explicit
     job = SimpleNamespace(
         model=model, device=device, dtype=dtype, channels_last=channels_last, paths=paths, names=class_names,
-        thresholds=thresholds_per_class(args, class_names), top_k=args.top_k, attention=bool(args.save_attention),
+        thresholds=thresholds_per_class(args, class_names, any_score), top_k=args.top_k, softmax=single,
+        attention=bool(args.save_attention),
         nothing="no class above its threshold" if args.thresholds else f"no class above {args.thr}",
         outputs=save_paths(paths, root, args.save_path), maps_out=attention_paths(paths, root, args.save_attention),
         written=[], maps_written=0, writer=None, head=None)

@@ -1,12 +1,13 @@
-"""Train ML-Decoder on multi-label data, the published recipe; on CPU, one GPU or several (torchrun).
+"""Train ML-Decoder on multi-label or single-label data, the published recipe or timm's A2; on CPU, one GPU or several.
 
     python train.py --demo                                   # built-in demo data, a few minutes on a CPU
     python train.py --data /path/to/coco --model-path tresnet_l_21k.pth
     python train.py --data /path/to/VOC2007 --model-path model.safetensors --model-name tresnet_m --image-size 224
+    python train.py --data /path/to/cifar --data-format cifar100 --model-name tresnet_m --image-size 224 ...
     torchrun --nproc_per_node 8 train.py --data /path/to/coco --model-path tresnet_l_21k.pth
+    torchrun --nproc_per_node 8 train.py --data /path/to/imagenet --recipe a2 --model-name tresnet_m ...
 """
-from src_files.engine import cli, data_args, distributed, run_setup, trainer
-from src_files.engine.evaluation import predict
+from src_files.engine import cli, data_args, distributed, recipes, run_setup, tasks, trainer
 from src_files.errors import UserError
 
 # Measured on 2 CPU cores: about 3.5 minutes. The colour-changing RandAugment operations (Invert, Solarize,
@@ -23,6 +24,7 @@ def build_parser():
                            demo_defaults=DEMO_DEFAULTS,
                            num_classes_help="number of classes (None = as many as the data has)")
     data_args.add_data_args(parser, training=True)
+    recipes.add_recipe_args(parser)
     return parser
 
 
@@ -36,38 +38,22 @@ def main(argv=None):
     if args.zsl:
         raise UserError("--zsl 1 needs word vectors: use train_zsl_nus.py for zero-shot training")
     info = distributed.setup(args.device)
+    recipes.resolve_recipe(args, explicit, info.world_size)
 
-    from src_files.helper_functions.augmentations import train_transform, val_transform
-    from src_files.helper_functions.metrics import mAP
+    from src_files.helper_functions.augmentations import val_transform
     from src_files.models import create_model
 
-    splits = data_args.load(args, train_transform(args.image_size, augment=not args.no_aug),
-                            val_transform(args.image_size))
-    train_set, val_set = splits.train, splits.val
-    if train_set.class_names != val_set.class_names:
-        raise UserError(f"the training and validation splits of {args.data} list different classes")
-    num_classes = len(train_set.class_names)
-    if args.num_classes is None:
-        args.num_classes = num_classes
-    elif args.num_classes != num_classes:
-        raise UserError(f"--num-classes {args.num_classes} does not match the {num_classes} classes of the "
-                        f"{splits.format} data in {args.data}")
+    splits = data_args.load(args, recipes.train_transform(args), val_transform(args.image_size))
+    recipes.resolve_task(args, explicit, splits.task)
+    task = tasks.train_task(args, splits, info)
     if info.is_main:
         print(data_args.describe(splits))
+        if recipes.describe(args, splits.task):
+            print(recipes.describe(args, splits.task))
 
     trainer.reseed_for_init(args.seed)
-    model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path)
-
-    def evaluate(module, precision):
-        scores, targets = predict(module, val_set, info, args.batch_size, args.workers,
-                                  amp_dtype=precision.amp_dtype, channels_last=precision.channels_last)
-        return {'mAP': mAP(targets, scores)}
-
-    meta = {'data_format': splits.format}
-    if list(splits.display_names) != list(splits.class_names):
-        meta['display_names'] = list(splits.display_names)
-    task = trainer.TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
-                             title=f"{args.model_name} {args.image_size}px, {num_classes} classes", meta=meta)
+    model = create_model(args, load_head=False, model_path='' if state is not None else args.model_path,
+                         drop_path_rate=getattr(args, 'drop_path', None))
     return trainer.train(args, info, model, task, state)
 
 

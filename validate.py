@@ -1,4 +1,4 @@
-"""Score a checkpoint on a multi-label validation set: mAP and CP, CR, CF1, OP, OR, OF1 at a threshold (percent).
+"""Score a checkpoint on a validation set: mAP and CP, CR, CF1, OP, OR, OF1 at a threshold, or top-1 / top-5 (%).
 
     python validate.py --model-path tresnet_l_COCO__448_90_0.pth --data /path/to/coco
     python validate.py --model-path outputs/voc/best.pth --data /path/to/VOC2007 --save-scores scores.csv
@@ -7,7 +7,8 @@
     python validate.py --model-path best.pth --data /path/to/coco --report report/   # per-class report
 
 The data may be in COCO (2014/2017), VOC, CSV or OpenImages layout (--data-format, default: detected). Unknown
-labels (VOC difficult objects, labels OpenImages did not verify) are left out of each class's AP and counts. The
+labels (VOC difficult objects, labels OpenImages did not verify) are left out of each class's AP and counts.
+Single-label data (ImageFolder, CIFAR-100) is scored by top-1 / top-5 accuracy, on softmax scores. The
 checkpoint's classes are matched to the data's by name. The checkpoint may be a model-zoo file ({'model': ...,
 'idx_to_class': ...}), a bare state dict, or a best.pth of train.py. Norm layers are folded into the convolutions
 and the model runs in fp16 on GPUs (as published).
@@ -16,8 +17,8 @@ import json
 import os
 import time
 
-from src_files.engine import cli, data_args, distributed
-from src_files.engine.evaluation import multilabel_metrics, predict
+from src_files.engine import cli, data_args, distributed, tasks
+from src_files.engine.evaluation import multilabel_metrics, predict, topk_accuracy
 from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.errors import UserError
 
@@ -27,9 +28,10 @@ def build_parser():
     parser.add_argument('--model-path', default=None,
                         help="checkpoint to score, a local file (nothing is downloaded); required unless --demo")
     parser.add_argument('--data', default='data/coco',
-                        help="dataset folder (COCO, VOC, CSV or OpenImages layout, see --data-format); with --zsl 1 "
-                             "the NUS-WIDE zsl folder")
+                        help="dataset folder (COCO, VOC, CSV, OpenImages, ImageFolder or CIFAR-100 layout, see "
+                             "--data-format); with --zsl 1 the NUS-WIDE zsl folder")
     data_args.add_data_args(parser, training=False)
+    tasks.add_task_arg(parser)
     parser.add_argument('--save-scores', default='', metavar='FILE.csv',
                         help="also write every validation image's probabilities: header image,<class names>, one "
                              "row per image (its path relative to --data, or its OpenImages ImageID)")
@@ -43,7 +45,8 @@ def build_parser():
     parser.add_argument('--report', default='', metavar='DIR',
                         help="also write a per-class report to this folder: per_class.csv (AP, F1-optimal "
                              "threshold, precision/recall/F1), summary.json, thresholds.json (for infer.py "
-                             "--thresholds) and pr_curves.png (multi-label data only)")
+                             "--thresholds) and pr_curves.png; on single-label data per_class.csv (top-1 / top-5 per "
+                             "class, the class it is most taken for), summary.json and confusion.png")
     parser.add_argument('--demo', action='store_true', default=False,
                         help="validate on the built-in demo dataset (the one train.py --demo trains on); the model "
                              "defaults to outputs/demo/best.pth (with --zsl 1: outputs/demo_zsl/best.pth)")
@@ -67,35 +70,50 @@ def score_zsl(args, model, info, dtype, channels_last, transform):
     return results, len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
 
 
-def score_multilabel(args, model, class_names, info, dtype, channels_last, transform):
-    """mAP and the threshold metrics on the validation split of --data -> (results, images scored)."""
+def score_data(args, model, class_names, info, dtype, channels_last, transform):
+    """On the validation split of --data: mAP and the threshold metrics (multi-label data), or top-1 / top-5
+    (single-label data) -> (results, images scored)."""
     splits = data_args.load(args, None, transform, need_train=False)
     if info.is_main:
         print(data_args.describe(splits))
+    single = splits.task == tasks.SINGLE
     columns = data_args.match_classes(class_names, splits, args.model_path, args.num_classes)
+    softmax = tasks.model_task(args, splits.task) == tasks.SINGLE
     scores, targets = predict(model, splits.val, info, args.batch_size, args.workers, input_dtype=dtype,
-                              channels_last=channels_last)
+                              channels_last=channels_last, activation='softmax' if softmax else 'sigmoid')
     if columns is not None:
         scores = scores[:, columns]
     check_finite(scores, dtype)
-    results = multilabel_metrics(scores, targets, args.thr)
+    results = topk_accuracy(scores, targets) if single else multilabel_metrics(scores, targets, args.thr)
     if info.is_main:
-        print(f"mAP {results['mAP']:.2f}")
-        print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
-              f" (threshold {args.thr})")
-        note = data_args.unknown_note(targets)
-        if note:
-            print(note)
+        print_metrics(args, results, targets, single)
         if args.save_scores:
             data_args.write_scores(args.save_scores, splits.val.image_ids, splits.class_names, scores)
             print(f"scores written to {args.save_scores}")
-    if args.report and info.is_main:
+    if args.report and info.is_main and single:
+        from src_files.engine import report_single
+        report_single.write_report(args.report, scores, targets, splits.class_names, results,
+                                   meta={'checkpoint': args.model_path, 'data': args.data,
+                                         'data_format': splits.format})
+    elif args.report and info.is_main:
         from src_files.engine import report  # (validate.py's report() prints the closing line)
         report.write_report(args.report, scores, targets, splits.class_names, args.thr,
                             display_names=splits.display_names,
                             threshold_names=report.model_names(class_names, columns),
                             meta={'checkpoint': args.model_path, 'data': args.data, 'data_format': splits.format})
     return results, len(scores)  # gathered from every process: each image once
+
+
+def print_metrics(args, results, targets, single):
+    if single:
+        print(f"top1 {results['top1']:.2f} top5 {results['top5']:.2f}")
+        return
+    print(f"mAP {results['mAP']:.2f}")
+    print(' '.join(f"{k} {results[k]:.2f}" for k in ('CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')) +
+          f" (threshold {args.thr})")
+    note = data_args.unknown_note(targets)
+    if note:
+        print(note)
 
 
 def report(args, results, n_images, elapsed, info, dtype):
@@ -109,6 +127,8 @@ def report(args, results, n_images, elapsed, info, dtype):
                        image_size=args.image_size)
         if args.zsl:  # top-K metrics: no threshold; each test image is scored in both views
             payload['image_views'] = n_images
+        elif 'top1' in results:  # single-label data: no threshold
+            payload['images'] = n_images
         else:
             payload.update(threshold=args.thr, images=n_images)
         with open(args.json, 'w') as f:
@@ -129,7 +149,7 @@ def main(argv=None):
             prepare_output_dir(path, flag=f"--{flag.replace('_', '-')} path")
     if args.report:
         if args.zsl:
-            raise UserError("--report is for multi-label data: it is not supported with --zsl 1")
+            raise UserError("--report is not supported with --zsl 1 (it reports on a dataset's own classes)")
         prepare_output_dir(os.path.abspath(args.report), flag="--report folder")
     if args.demo and 'model_path' not in explicit:  # what train.py --demo (or train_zsl_nus.py --demo) wrote
         args.model_path = os.path.join('outputs', 'demo_zsl' if args.zsl else 'demo', 'best.pth')
@@ -145,7 +165,7 @@ def main(argv=None):
     if args.zsl:
         results, n_images = score_zsl(args, model, info, dtype, channels_last, transform)
     else:
-        results, n_images = score_multilabel(args, model, class_names, info, dtype, channels_last, transform)
+        results, n_images = score_data(args, model, class_names, info, dtype, channels_last, transform)
     if info.is_main:
         report(args, results, n_images, time.time() - start, info, dtype)
     return 0

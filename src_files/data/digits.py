@@ -5,6 +5,8 @@ scikit-learn's `load_digits` (1,797 handwritten digits, shipped with the package
 upscaled to 24-32 px, inked in a random dark or light shade. Training and validation images draw from
 disjoint sets of scans, so validation measures how well the model reads handwriting it has not seen. Written
 as a COCO-2014 folder, so every script reads it as `--data`; builds are deterministic and cached like the demo.
+`digits_imagefolder_root` writes a single-label set the same way: one digit per image, in the ImageFolder
+layout (train/<digit>/*.png, val/<digit>/*.png), the classes balanced.
 """
 import json
 import os
@@ -76,3 +78,20 @@ def _write_coco(root, num_train, num_val):
 def digits_coco_root(cache_dir=None, num_train=1200, num_val=300):
     """Folder laid out like COCO 2014 with the 10 digit classes (built once, then cached)."""
     return cached_build('digits', _write_coco, cache_dir, num_train, num_val, label='the handwritten-digits dataset')
+
+
+def _write_imagefolder(root, num_train, num_val):
+    for seed, (split, count) in enumerate((('train', num_train), ('val', num_val))):
+        rng = np.random.RandomState(200 + seed)
+        scans, labels = _scans(split)
+        for digit in CLASS_NAMES:
+            os.makedirs(os.path.join(root, split, digit))
+        for i, digit in enumerate(rng.permutation(np.arange(count) % 10)):
+            image, _ = draw_digits_image(rng, scans, labels, [digit])
+            image.save(os.path.join(root, split, str(digit), f'{split}_{i:05d}.png'))
+
+
+def digits_imagefolder_root(cache_dir=None, num_train=1000, num_val=300):
+    """Folder in the ImageFolder layout with one handwritten digit per 64 px image, 10 classes (built once)."""
+    return cached_build('digits_imagefolder', _write_imagefolder, cache_dir, num_train, num_val,
+                        label='the single-label handwritten-digits dataset')

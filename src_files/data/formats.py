@@ -1,40 +1,47 @@
-"""One entry point for every multi-label folder layout: COCO (2014/2017), VOC, CSV lists and Open Images.
+"""One entry point for every folder layout: multi-label COCO (2014/2017), VOC, CSV lists and Open Images, and
+single-label ImageFolder trees and CIFAR-100.
 
-`load_datasets(data_dir, data_format)` returns the training and validation ImageLists and the class list;
-`detect_format` tells the layout from the folder's files.
+`load_datasets(data_dir, data_format)` returns the training and validation datasets, the class list and the task
+the layout sets ('multi-label' or 'single-label'); `detect_format` tells the layout from the folder's files.
 """
 import os
 from dataclasses import dataclass
 from typing import Optional
 
-from src_files.data import coco, openimages, voc
+from src_files.data import coco, openimages, single_label, voc
 from src_files.data.csv_list import MultiLabelCsv, csv_class_names
 from src_files.data.files import require_dir
 from src_files.data.image_list import ImageList
 from src_files.errors import UserError
 
-FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages')
+FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages', 'cifar100', 'imagefolder')
+SINGLE_LABEL_FORMATS = ('cifar100', 'imagefolder')
 _LOOKED_FOR = {
     'coco': "annotations/instances_{train,val}2014.json with train2014/ and val2014/ (or the same with 2017)",
     'voc': "Annotations/, JPEGImages/ and ImageSets/Main/",
     'csv': "train.csv and val.csv",
     'openimages': (f"{openimages.DESCRIPTIONS} and *-human-imagelabels.csv (optionally with the {openimages.PREFIX} "
                    f"prefix)"),
+    'cifar100': f"{single_label.CIFAR_FOLDER}/ with train, test and meta",
+    'imagefolder': "train/<class>/<images> and val/<class>/<images>",
 }
 # The split names each format reads (besides VOC, whose --train-split/--val-split choose among ImageSets/Main)
 _OWN_SPLITS = {'coco': ({'train'}, {'val'}), 'csv': ({'train'}, {'val'}),
-               'openimages': ({'train'}, {'validation', 'val'})}
+               'openimages': ({'train'}, {'validation', 'val'}), 'imagefolder': ({'train'}, {'val'}),
+               'cifar100': ({'train'}, {'test'})}
 
 
 @dataclass
 class DataSplits:
     """The splits of a dataset folder; `class_names` come from the training split (OpenImages: MIDs, whose
-    readable names are `display_names`; elsewhere the two are the same)."""
+    readable names are `display_names`; elsewhere the two are the same). `task`: 'multi-label' (targets [C]:
+    1 / 0 / -1 unknown) or 'single-label' (targets: a class index)."""
     train: Optional[ImageList]
     val: ImageList
     format: str
     class_names: list
     display_names: list
+    task: str = 'multi-label'
 
 
 def _is_openimages(data_dir):
@@ -46,7 +53,9 @@ def _layout_of(data_dir):
     """The first format whose files `data_dir` holds, None if none."""
     checks = {'coco': lambda: coco.coco_year(data_dir) is not None, 'voc': lambda: voc.is_voc(data_dir),
               'csv': lambda: all(os.path.isfile(os.path.join(data_dir, f)) for f in ('train.csv', 'val.csv')),
-              'openimages': lambda: _is_openimages(data_dir)}
+              'openimages': lambda: _is_openimages(data_dir),
+              'cifar100': lambda: single_label.cifar_folder(data_dir) is not None,
+              'imagefolder': lambda: single_label.has_imagefolder(data_dir)}
     return next((name for name, matches in checks.items() if matches()), None)
 
 
@@ -65,7 +74,7 @@ def _partial_layout(data_dir):
 
 
 def detect_format(data_dir):
-    """'coco', 'voc', 'csv' or 'openimages': the layout of `data_dir`, from its files."""
+    """'coco', 'voc', 'csv', 'openimages', 'cifar100' or 'imagefolder': the layout of `data_dir`, from its files."""
     require_dir(data_dir, "data folder", "pass the dataset folder with --data")
     found = _layout_of(data_dir) or _partial_layout(data_dir)
     if found:
@@ -127,6 +136,10 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
                                                    val_split, need_train)
         return DataSplits(train, val, data_format, class_names, list(class_names))
     _check_splits(data_format, train_split, val_split)
+    if data_format in SINGLE_LABEL_FORMATS:
+        read = single_label.cifar100_datasets if data_format == 'cifar100' else single_label.imagefolder_datasets
+        train, val, class_names = read(data_dir, train_transform, val_transform, need_train)
+        return DataSplits(train, val, data_format, list(class_names), list(class_names), single_label.SINGLE_LABEL)
     if data_format == 'openimages':
         parts = openimages.openimages_datasets(data_dir, train_transform, val_transform, need_train)
     else:

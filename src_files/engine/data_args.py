@@ -10,14 +10,16 @@ from src_files.errors import UserError
 
 LOG = logging.getLogger(__name__)
 
-FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages')
+FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages', 'cifar100', 'imagefolder')
 
 
 def add_data_args(parser, training):
     g = parser.add_argument_group('data (layouts in Datasets.md)')
     g.add_argument('--data-format', choices=FORMATS, default='auto',
-                   help="layout of --data: coco (2014 or 2017), voc (VOC2007/2012 or a VOC-format export), csv "
-                        "(train.csv + val.csv), openimages (V6 image-level labels); auto = from the folder's files")
+                   help="layout of --data: multi-label coco (2014 or 2017), voc (VOC2007/2012 or a VOC-format "
+                        "export), csv (train.csv + val.csv), openimages (V6 image-level labels); single-label "
+                        "cifar100 (cifar-100-python/, the official python version) or imagefolder "
+                        "(train/<class>/*, val/<class>/*); auto = from the folder's files")
     g.add_argument('--train-split', default=None, metavar='NAME',
                    help="voc: the ImageSets/Main split to train on, which also fixes the class list (default "
                         "trainval where test.txt exists, else train, or trainval if there is no train.txt)")
@@ -40,7 +42,8 @@ def load(args, train_transform, val_transform, need_train=True):
 def describe(splits):
     """One line on what was read: format, classes, images, and the images without any label."""
     train, val = splits.train, splits.val
-    line = f"data: {splits.format}, {len(splits.class_names)} classes"
+    kind = ' (single-label)' if getattr(splits, 'task', 'multi-label') == 'single-label' else ''
+    line = f"data: {splits.format}{kind}, {len(splits.class_names)} classes"
     if train is not None:
         line += f", {len(train)} training images"
     line += f", {len(val)} validation images"

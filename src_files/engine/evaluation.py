@@ -1,4 +1,5 @@
-"""Scoring a dataset: sigmoid outputs for every image exactly once, across any number of processes."""
+"""Scoring a dataset: sigmoid (multi-label) or softmax (single-label) outputs for every image exactly once,
+across any number of processes; the multi-label metrics and single-label top-k accuracy."""
 import contextlib
 
 import numpy as np
@@ -19,8 +20,9 @@ def autocast(device, dtype):
 
 @torch.no_grad()
 def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dtype=None, channels_last=False,
-            desc='validate'):
-    """(scores, targets): numpy [N, C] sigmoid scores and targets of the whole `dataset`, in dataset order.
+            desc='validate', activation='sigmoid'):
+    """(scores, targets): numpy [N, C] scores (`activation`: 'sigmoid' per class, or 'softmax' over the classes)
+    and targets ([N, C], or class indices [N] for single-label data) of the whole `dataset`, in dataset order.
 
     Each rank scores every world_size-th image (no padding, so nothing is counted twice) and the rows are
     gathered on every rank. `amp_dtype` runs the forward under autocast; `input_dtype` casts the inputs (for a
@@ -43,7 +45,8 @@ def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dt
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp_dtype):
                 logits = module(images)
-            scores.append(torch.sigmoid(logits.float()))
+            logits = logits.float()
+            scores.append(torch.softmax(logits, dim=1) if activation == 'softmax' else torch.sigmoid(logits))
             targets.append(target)
     finally:
         bar.close()
@@ -54,7 +57,8 @@ def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dt
     else:
         num_classes = len(getattr(dataset, 'class_names', [])) or 1
         scores = np.zeros((0, num_classes), np.float32)
-        targets = np.zeros((0, num_classes), np.float32)
+        single = getattr(dataset, 'task', None) == 'single-label'
+        targets = np.zeros((0,) if single else (0, num_classes), np.float32)
     return distributed.gather_rows(info, indices, scores, targets)
 
 
@@ -62,4 +66,18 @@ def multilabel_metrics(scores, targets, thr=0.75):
     """mAP plus the threshold metrics CP, CR, CF1, OP, OR, OF1, all in percent."""
     out = {'mAP': mAP(targets, scores)}
     out.update(threshold_metrics(targets, scores, thr))
+    return out
+
+
+def topk_accuracy(scores, labels, ks=(1, 5)):
+    """{'top1': ..., 'top5': ...} in percent: how often the true class (`labels`, class indices [N]) is among the
+    k best scores of its row (ties: the lower class index first, as numpy's argmax). With fewer than k classes,
+    top-k counts every class."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).astype(np.int64)
+    order = np.argsort(-scores, axis=1, kind='stable') if len(labels) else np.zeros((0, 1), np.int64)
+    out = {}
+    for k in ks:
+        hits = (order[:, :k] == labels[:, None]).any(axis=1)
+        out[f'top{k}'] = 100.0 * float(hits.mean()) if len(labels) else 0.0
     return out

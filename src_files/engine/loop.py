@@ -8,6 +8,7 @@ clip=0.05), the EMA copy and the fp16 loss scaler. `train_step` is, batch for ba
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 from tqdm import tqdm
@@ -47,6 +48,7 @@ class Trainables:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     criterion: torch.nn.Module
+    mix: Optional[Callable] = None  # (images, targets) -> mixed batch before each step (--recipe a2's Mixup)
 
     def state_dict(self):
         return {'model': ckpt.cpu_state_dict(self.model), 'ema': ckpt.cpu_state_dict(self.ema.module),
@@ -67,16 +69,16 @@ class Progress:
     """Where the run stands (saved in latest.pth beside the Trainables)."""
     epoch: int = 0  # epochs done
     global_step: int = 0
-    best: float = -1.0  # best mAP so far (model or EMA), and the epoch that reached it
+    best: float = -1.0  # best score so far (mAP or top-1, of the model or EMA), and the epoch that reached it
     best_epoch: int = 0
     history: list = field(default_factory=list)  # one row of metrics per epoch
 
 
 def build_trainables(model, steps_per_epoch, epochs, lr, weight_decay, ema_decay, amp='off', fused=False,
-                     unknown_as_negative=False):
+                     unknown_as_negative=False, criterion=None):
     """The published optimisation around `model` (already on its device): Adam on two parameter groups,
-    OneCycle stepped per batch, ASL (unknown labels ignored, or trained as negatives), the EMA copy, and the fp16
-    loss scaler (enabled for amp 'fp16' only)."""
+    OneCycle stepped per batch, ASL (unknown labels ignored, or trained as negatives; `criterion` replaces it,
+    e.g. single-label ASL), the EMA copy, and the fp16 loss scaler (enabled for amp 'fp16' only)."""
     ema = ModelEma(model, ema_decay)
     optimizer = torch.optim.Adam(add_weight_decay(model, weight_decay), lr=lr, weight_decay=0,
                                  **({'fused': True} if fused else {}))
@@ -88,8 +90,9 @@ def build_trainables(model, steps_per_epoch, epochs, lr, weight_decay, ema_decay
     scaler = torch.amp.GradScaler(device_type, enabled=amp == 'fp16')
     if scaler.is_enabled():  # the scaler skips the steps whose gradients overflow: expected, as published
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
-    criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True,
-                               unknown_as_negative=unknown_as_negative)
+    if criterion is None:
+        criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True,
+                                   unknown_as_negative=unknown_as_negative)
     return Trainables(model, ema, optimizer, scheduler, scaler, criterion)
 
 
@@ -130,6 +133,8 @@ def train_one_epoch(train_model, parts, loader, precision, info=None, clock=None
             step_start = time.time()
             images = images.to(precision.device, non_blocking=cuda)
             targets = targets.to(precision.device, non_blocking=cuda)
+            if parts.mix is not None:  # (--recipe a2: timm's Mixup / CutMix; the published recipe has none)
+                images, targets = parts.mix(images, targets)
             if precision.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             if cuda_graphs:  # a new step: the graphs may reuse the last step's output and gradient memory

@@ -26,8 +26,9 @@ def _fmt(value):
     return value
 
 
-def plot_history(path, history, title=''):
-    """Two panels: mean training loss per epoch, and mAP of the model and its EMA per epoch."""
+def plot_history(path, history, title='', metric='mAP', extra=()):
+    """Two panels: mean training loss per epoch, and `metric` (mAP, top1) of the model and its EMA per epoch, with
+    the `extra` metrics (e.g. top5) of both dashed."""
     if not history:
         return
     import matplotlib
@@ -41,11 +42,14 @@ def plot_history(path, history, title=''):
     ax_loss.set_xlabel('epoch')
     ax_loss.set_ylabel('training loss (mean per batch)')
     ax_loss.grid(alpha=0.3)
-    for key, label in (('mAP', 'model'), ('mAP_ema', 'EMA')):
+    names = (metric,) + tuple(extra)  # (the legend names the metric when there are several)
+    curves = [(key, who + (f' {name}' if extra else ''), '-' if name == metric else '--')
+              for name in names for key, who in ((name, 'model'), (f'{name}_ema', 'EMA'))]
+    for key, label, style in curves:
         if key in history[0]:
-            ax_map.plot(epochs, [row[key] for row in history], marker='o', label=label)
+            ax_map.plot(epochs, [row[key] for row in history], marker='o', linestyle=style, label=label)
     ax_map.set_xlabel('epoch')
-    ax_map.set_ylabel('validation mAP (%)')
+    ax_map.set_ylabel(f"validation {' / '.join(names)} (%)")
     ax_map.grid(alpha=0.3)
     ax_map.legend()
     for ax in (ax_loss, ax_map):

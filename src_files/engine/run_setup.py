@@ -19,7 +19,10 @@ LOG = logging.getLogger(__name__)
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
 # the STRUCTURAL ones (the result would not be the run that was started).
 STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug',
-                                   'unknown_as_negative')
+                                   'unknown_as_negative',
+                                   # train.py's recipe (recipes.RECIPE_KEYS)
+                                   'recipe', 'loss', 'smoothing', 'bce_target_thresh', 'opt', 'warmup_epochs',
+                                   'mixup', 'cutmix', 'aug_repeats', 'rand_aug', 'drop_path')
 RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'model_path', 'demo', 'amp')
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'off': None}
@@ -130,8 +133,9 @@ def finished_message(args, state):
     epochs = int(state['args'].get('epochs', args.epochs))
     if int(state['epoch']) < epochs:
         return None
-    return (f"the run in {args.output_dir} already finished ({state['epoch']}/{epochs} epochs, best mAP "
-            f"{float(state.get('best', float('nan'))):.2f} at epoch {state.get('best_epoch', '?')}); nothing to do")
+    return (f"the run in {args.output_dir} already finished ({state['epoch']}/{epochs} epochs, best "
+            f"{state.get('metric_name', 'mAP')} {float(state.get('best', float('nan'))):.2f} at epoch "
+            f"{state.get('best_epoch', '?')}); nothing to do")
 
 
 def prepare(args, explicit, demo_defaults, demo_root_fn):

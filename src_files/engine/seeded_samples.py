@@ -29,20 +29,23 @@ class SeededSamples(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
+        """`index`, or a tuple (index, *more keys) from a sampler that yields an image several times per epoch
+        (recipes.RepeatedOrder): the keys then tell its copies apart."""
+        index, *keys = index if isinstance(index, tuple) else (index,)
         if get_worker_info() is not None:  # a data-loading process: nothing else draws from its RNGs
-            self._seed(index)
+            self._seed(index, keys)
             return self.dataset[index]
         python_state, numpy_state = random.getstate(), np.random.get_state()  # (numpy's: about 0.1 ms)
         with torch.random.fork_rng(devices=[]):  # the CPU generator only: transforms draw from it
             try:
-                self._seed(index)
+                self._seed(index, keys)
                 return self.dataset[index]
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
 
-    def _seed(self, index):
-        sample_seed = derive_seed(self.seed, 'augment', self.epoch, index)
+    def _seed(self, index, keys=()):
+        sample_seed = derive_seed(self.seed, 'augment', self.epoch, index, *keys)
         random.seed(sample_seed)  # (our augmentations draw from `random` only; other transforms may use the others)
         np.random.seed(sample_seed % 2 ** 32)
         torch.default_generator.manual_seed(sample_seed)

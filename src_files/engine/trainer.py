@@ -1,4 +1,4 @@
-"""The training loop of train.py and train_zsl_nus.py: the published recipe.
+"""The training loop of train.py and train_zsl_nus.py: the published recipe (or timm's A2, recipes.py).
 
 Adam on two parameter groups (add_weight_decay), OneCycle (max lr, pct_start 0.2, stepped every batch),
 ASL(gamma_neg=4, gamma_pos=0, clip=0.05), mixed precision (fp16 + loss scaling as published, bf16, or off),
@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from src_files.engine import checkpoint as ckpt
-from src_files.engine import distributed
-from src_files.engine.loop import Precision, Progress, build_trainables, train_one_epoch
+from src_files.engine import distributed, recipes
+from src_files.engine.loop import Precision, Progress, train_one_epoch
 from src_files.engine.loop_helpers import CompileClock, NonFiniteStep
 from src_files.engine.plots import plot_history, write_metrics_csv
 from src_files.engine.seeded_samples import SeededSamples
@@ -42,11 +42,14 @@ class TrainTask:
     """What differs between the training scripts."""
     train_set: object
     class_names: list
-    # evaluate(module, precision) -> {'mAP': score that picks the best, 'details': {name: value}, 'text': str}
+    # evaluate(module, precision) -> {metric_name: score that picks the best, 'details': {name: value}, 'text': str}
     evaluate: Callable
     setup_model: Optional[Callable] = None  # called on the model (and the EMA copy) before training
     title: str = ''
     meta: dict = field(default_factory=dict)  # saved into best.pth
+    kind: str = 'multi-label'  # or 'single-label': targets are class indices (the loss follows)
+    metric_name: str = 'mAP'  # the score printed per epoch and that picks best.pth ('top1' for single-label)
+    extra_curves: tuple = ()  # details also drawn in curves.png (e.g. 'top5')
 
 
 class NonFiniteLoss(UserError):
@@ -60,13 +63,14 @@ def evaluate_and_save(args, task, parts, progress, precision, stats, out_dir, in
     res_model = task.evaluate(parts.model, precision)
     res_ema = task.evaluate(parts.ema.module, precision)
     eval_time = time.time() - t1
-    use_ema = res_ema['mAP'] > res_model['mAP']
-    score = max(res_model['mAP'], res_ema['mAP'])
+    m = task.metric_name
+    use_ema = res_ema[m] > res_model[m]
+    score = max(res_model[m], res_ema[m])
     improved = score > progress.best
     if improved:
         progress.best, progress.best_epoch = score, progress.epoch + 1
     rate = stats.images / max(stats.seconds - stats.compile_seconds, 1e-9)
-    row = {'epoch': progress.epoch + 1, 'loss': stats.loss, 'mAP': res_model['mAP'], 'mAP_ema': res_ema['mAP'],
+    row = {'epoch': progress.epoch + 1, 'loss': stats.loss, m: res_model[m], f'{m}_ema': res_ema[m],
            'best': progress.best, 'lr': parts.scheduler.get_last_lr()[0], 'train_s': stats.seconds,
            'eval_s': eval_time, 'images_per_s': rate}
     row.update(res_model.get('details', {}))
@@ -77,17 +81,18 @@ def evaluate_and_save(args, task, parts, progress, precision, stats, out_dir, in
     if not info.is_main:
         return None
     if improved:
-        meta = dict(task.meta, **ModelConfig.from_args(args).to_dict(), epoch=progress.epoch, mAP=score,
+        meta = dict(task.meta, **ModelConfig.from_args(args).to_dict(), epoch=progress.epoch, **{m: score},
                     weights='ema' if use_ema else 'model')
         ckpt.save_best(os.path.join(out_dir, ckpt.BEST),
                        ckpt.cpu_state_dict(parts.ema.module if use_ema else parts.model), task.class_names, meta)
     state = dict(parts.state_dict(), **vars(progress), steps_per_epoch=stats.steps, world_size=info.world_size,
-                 rng=ckpt.rng_state(), args=_args_dict(args), class_names=list(task.class_names))
+                 rng=ckpt.rng_state(), args=_args_dict(args), class_names=list(task.class_names), metric_name=m)
     ckpt.atomic_save(state, os.path.join(out_dir, ckpt.LATEST))
     write_metrics_csv(os.path.join(out_dir, 'metrics.csv'), progress.history)
-    plot_history(os.path.join(out_dir, 'curves.png'), progress.history, task.title)
-    line = (f"epoch {progress.epoch}/{args.epochs} loss {stats.loss:.4g} mAP {res_model['mAP']:.2f} "
-            f"mAP_ema {res_ema['mAP']:.2f} best {progress.best:.2f}")
+    plot_history(os.path.join(out_dir, 'curves.png'), progress.history, task.title, metric=m,
+                 extra=task.extra_curves)
+    line = (f"epoch {progress.epoch}/{args.epochs} loss {stats.loss:.4g} {m} {res_model[m]:.2f} "
+            f"{m}_ema {res_ema[m]:.2f} best {progress.best:.2f}")
     text = (res_ema if use_ema else res_model).get('text')
     if text:
         line += f" | {'ema' if use_ema else 'model'}: {text}"
@@ -148,15 +153,22 @@ def _compiled(args, info, raw):
 
 
 def _loader(args, info, task, precision):
-    """The training loader: order from DistributedSampler, each image's augmentation from SeededSamples."""
-    sampler = DistributedSampler(task.train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=derive_seed(args.seed, 'order'), drop_last=False)
+    """The training loader: order from DistributedSampler (--recipe a2: timm's RepeatAugSampler), each image's
+    augmentation from SeededSamples."""
+    if getattr(args, 'recipe', 'published') == 'a2':  # timm's repeated-augmentation sampler (recipes.py)
+        sampler, drop_last = recipes.a2_sampler(args, info, task.train_set)
+    else:
+        sampler = DistributedSampler(task.train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                     seed=derive_seed(args.seed, 'order'), drop_last=False)
+        drop_last = False
     samples = SeededSamples(task.train_set, args.seed)
     loader = DataLoader(samples, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        pin_memory=precision.device.type == 'cuda', drop_last=False, generator=torch.Generator(),
+                        pin_memory=precision.device.type == 'cuda', drop_last=drop_last, generator=torch.Generator(),
                         persistent_workers=False)
     if len(loader) == 0:
-        raise UserError("the training set is empty")
+        raise UserError("the training set is empty" if not len(task.train_set) else
+                        f"{len(sampler)} training images per process make no whole batch of --batch-size "
+                        f"{args.batch_size} (Mixup / CutMix drop the last, smaller batch): lower --batch-size")
     return loader
 
 
@@ -174,15 +186,13 @@ def train(args, info, model, task, resume_state=None):
     out_dir = ckpt.prepare_output_dir(args.output_dir)  # only now: bad data or weights leave no empty folder
     raw = _prepare_model(args, info, model, task, precision)
     loader = _loader(args, info, task, precision)
-    parts = build_trainables(raw, len(loader), args.epochs, args.lr, args.weight_decay, args.ema_decay,
-                             precision.amp, fused=precision.device.type == 'cuda' and args.fused_optimizer,
-                             unknown_as_negative=getattr(args, 'unknown_as_negative', False))
+    parts = recipes.build_trainables(args, raw, len(loader), precision, task)
     progress = Progress()
     if resume_state is not None:
         progress = _resume(resume_state, parts, len(loader), args)
         if info.is_main:
-            LOG.info(f"resuming {args.resume_path}: {progress.epoch}/{args.epochs} epochs done, best mAP "
-                  f"{progress.best:.2f}")
+            LOG.info(f"resuming {args.resume_path}: {progress.epoch}/{args.epochs} epochs done, best "
+                     f"{task.metric_name} {progress.best:.2f}")
     train_model, cuda_graphs = _compiled(args, info, raw)
     clock = CompileClock(args, info, enabled=args.compile)
     if info.is_main:
@@ -218,8 +228,8 @@ def _epochs(args, info, task, parts, progress, precision, loader, train_model, c
         best_path = os.path.join(out_dir, ckpt.BEST)
         # (a run resumed from a copied latest.pth has no best.pth until an epoch beats the saved best)
         where = f"best weights in {best_path}" if os.path.isfile(best_path) else f"{best_path} was not written here"
-        LOG.info(f"done: best mAP {progress.best:.2f} at epoch {progress.best_epoch}; {where}, curves in "
-              f"{os.path.join(out_dir, 'curves.png')}")
+        LOG.info(f"done: best {task.metric_name} {progress.best:.2f} at epoch {progress.best_epoch}; {where}, "
+                 f"curves in {os.path.join(out_dir, 'curves.png')}")
     return 0
 
 

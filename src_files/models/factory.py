@@ -30,11 +30,20 @@ class TimmWithMLDecoder(nn.Module):
         return self.head(self.body.forward_features(x))
 
 
-def _timm_backbone(name, image_size, **kwargs):
+def _timm_backbone(name, image_size, drop_path_rate=0.0, **kwargs):
     import timm  # only needed for non-TResNet backbones
     if not timm.is_model(name):
         raise UserError(f"unknown model name '{name}': use one of {', '.join(TRESNETS)} or a timm model name "
                         "(see timm.list_models())")
+    if drop_path_rate:
+        try:
+            return _timm_create(timm, name, image_size, drop_path_rate=drop_path_rate, **kwargs)
+        except TypeError:
+            LOG.info(f"note: {name} takes no drop_path_rate: it trains without drop path")
+    return _timm_create(timm, name, image_size, **kwargs)
+
+
+def _timm_create(timm, name, image_size, **kwargs):
     if image_size:
         try:
             return timm.create_model(name, pretrained=False, img_size=image_size, **kwargs)
@@ -49,7 +58,8 @@ def create_model(args=None, load_head=False, **kwargs):
     `args` is the published argparse namespace (the ModelConfig fields, model_path, and unsafe_load:
     --unsafe-load); keyword arguments fill in or override its fields.
     load_head=False loads a pretrained backbone non-strictly (skipping the old classifier `head.fc`), like the
-    published fine-tuning; load_head=True loads the whole model strictly.
+    published fine-tuning; load_head=True loads the whole model strictly. `drop_path_rate` (keyword): the
+    stochastic-depth rate of a timm backbone that takes one (train.py --recipe a2).
     """
     cfg = ModelConfig.from_args(args, **kwargs)  # cfg.check() below raises ConfigError for impossible settings
     model_path = kwargs.get('model_path', getattr(args, 'model_path', ''))
@@ -64,12 +74,13 @@ def create_model(args=None, load_head=False, **kwargs):
             add_ml_decoder_head(model, num_classes=num_classes, num_of_groups=cfg.num_of_groups,
                                 decoder_embedding=cfg.decoder_embedding, zsl=cfg.zsl)
     elif cfg.use_ml_decoder:
-        body = _timm_backbone(name, cfg.image_size, num_classes=0, global_pool='')
+        body = _timm_backbone(name, cfg.image_size, kwargs.get('drop_path_rate') or 0.0, num_classes=0,
+                              global_pool='')
         head = MLDecoder(num_classes, num_of_groups=cfg.num_of_groups, decoder_embedding=cfg.decoder_embedding,
                          initial_num_features=body.num_features, zsl=cfg.zsl, input_fmt=feature_format(body))
         model = TimmWithMLDecoder(body, head)
     else:
-        model = _timm_backbone(name, cfg.image_size, num_classes=num_classes)
+        model = _timm_backbone(name, cfg.image_size, kwargs.get('drop_path_rate') or 0.0, num_classes=num_classes)
     model.num_classes = num_classes
 
     if model_path:
