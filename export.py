@@ -14,7 +14,10 @@ model name and input convention (RGB in [0, 1], no mean/std, resized to image si
 .pt2 file keeps the same JSON in its extra file ml_decoder.json. After writing, the file is loaded back (ONNX
 Runtime on the CPU, or torch.export.load) and its logits compared with the PyTorch model's on random images
 (batch 1 and 2) and on --check-images: a max difference above --tolerance (1e-4 of the largest |logit|) is an
-error, and no file is left.
+error, and no file is left. --precision int8 then quantizes the checked file (src_files/export/quantize.py),
+calibrated on --calibration-data, and checks its probabilities against PyTorch's on those images:
+
+    python export.py --model-path best.pth --precision int8 --calibration-data train_images/ --output best_int8.onnx
 """
 import os
 import time
@@ -22,6 +25,7 @@ import time
 import torch
 
 from src_files.engine import cli
+from src_files.engine.tasks import model_task
 from src_files.errors import UserError
 from src_files.export import (DEFAULT_OPSET, EXPORTERS, TOLERANCE, build_metadata, check_parity, image_batches,
                               load_onnx, load_pt2, random_batches, write_export)
@@ -58,6 +62,13 @@ def build_parser():
     parser.add_argument('--check-images', default=None, metavar='DIR',
                         help=f"also compare the logits on the first {MAX_CHECK_IMAGES} images of this folder (or "
                              f"image list), transformed as validate.py does")
+    parser.add_argument('--precision', choices=('fp32', 'int8'), default='fp32', dest='file_precision',
+                        help="onnx: fp32, or int8 (ONNX Runtime static quantization: int8 weights per channel, "
+                             "uint8 activations calibrated on --calibration-data; for CPUs with VNNI)")
+    parser.add_argument('--calibration-data', default=None, metavar='DIR',
+                        help="--precision int8: a folder of images to calibrate on (32 spread over its sorted "
+                             "files); the int8 probabilities must stay within 0.01 on average and 0.15 at most of "
+                             "PyTorch's on them and on --check-images, else no file is written")
     parser.add_argument('--tolerance', type=float, default=TOLERANCE,
                         help="largest allowed max |exported - PyTorch logit| / max |PyTorch logit|: 1e-4 for fp32 "
                              "(exports measure about 3e-7 on a CPU); above it the export is an error")
@@ -78,6 +89,9 @@ def check_flags(args):
         raise UserError(f"--output {args.output} is the checkpoint itself: choose another file")
     if args.class_names and not args.wordvecs:
         raise UserError("--class-names names the classes of --wordvecs: give --wordvecs too")
+    if args.file_precision == 'int8' and (args.format != 'onnx' or not args.calibration_data):
+        raise UserError("--precision int8 writes an ONNX file calibrated on images: use --format onnx with "
+                        "--calibration-data DIR")
 
 
 def load_for_export(args, explicit):
@@ -97,15 +111,6 @@ def load_for_export(args, explicit):
         update_wordvecs(model, test_wordvecs=wordvecs)
         class_names = zsl_class_names(wordvecs, args.class_names, class_names)
     return model.eval(), class_names
-
-
-def model_task(args):
-    """'multi-label' or 'single-label' (what the checkpoint records, where the project reads tasks)."""
-    try:
-        from src_files.engine.tasks import model_task as recorded
-    except ImportError:
-        return 'multi-label'
-    return recorded(args)
 
 
 def prove_parity(args, model, path):
@@ -138,11 +143,40 @@ def write_and_check(args, model, metadata):
             what = f"the {args.exporter} ONNX exporter" if args.format == 'onnx' else "torch.export"
             raise UserError(f"{what} failed on {args.model_name}: {type(error).__name__}: {first}") from None
         worst = prove_parity(args, model, tmp)
-        os.replace(tmp, args.output)
+        if args.file_precision == 'int8':
+            quantized = f"{args.output}.tmp.int8.onnx"
+            try:
+                quantize_and_check(args, model, tmp, quantized)
+                os.replace(quantized, args.output)
+            finally:
+                if os.path.exists(quantized):
+                    os.remove(quantized)
+        else:
+            os.replace(tmp, args.output)
         return worst
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def quantize_and_check(args, model, fp32_path, path):
+    """Quantize the checked fp32 file into `path`, calibrated on --calibration-data; UserError if the int8
+    probabilities stray from PyTorch's (cpu_fast's guard) on those images or on --check-images."""
+    from src_files.engine import cpu_fast
+    from src_files.export import OnnxModel
+    from src_files.export.quantize import quantize_onnx
+    calibration, _ = cpu_fast.load_calibration(args, None)
+    quantize_onnx(fp32_path, path, [calibration[i:i + 8] for i in range(0, len(calibration), 8)])
+    images = [calibration] + ([b for _, b in image_batches(args.check_images, args.image_size)]
+                              if args.check_images else [])
+    task = model_task(args)
+    mean, worst = cpu_fast.guard(model, OnnxModel(path), torch.cat(images), task)
+    print(f"int8: probabilities within {mean:.4f} on average, {worst:.3f} at most, of PyTorch's on "
+          f"{sum(len(b) for b in images)} images")
+    if mean > cpu_fast.GUARD_MEAN or worst > cpu_fast.GUARD_MAX:
+        raise UserError(f"the int8 model strays from PyTorch's probabilities ({mean:.4f} on average, {worst:.3f} at "
+                        f"most; allowed {cpu_fast.GUARD_MEAN}, {cpu_fast.GUARD_MAX}): {args.output} was not written; "
+                        f"use --precision fp32")
 
 
 def main(argv=None):
@@ -157,6 +191,7 @@ def main(argv=None):
     start = time.time()
     worst = write_and_check(args, model, metadata)
     size_mb = os.path.getsize(args.output) / 2 ** 20
+    how += ', int8' if args.file_precision == 'int8' else ''
     print(f"wrote {args.output} ({args.format.upper()}, {how}, {size_mb:.1f} MiB): {args.model_name} "
           f"{args.image_size}px, {len(class_names)} classes, dynamic batch; logits match PyTorch's to "
           f"{worst:.1e} of the largest (tolerance {args.tolerance:g}) ({time.time() - start:.0f} s)")

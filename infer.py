@@ -11,7 +11,9 @@ with their softmax probabilities, whatever their value (unless --thr or --thresh
 Class names come from the checkpoint's 'idx_to_class' (class numbers when it has none). --save-path writes a
 copy of each image with its labels drawn on it (no window is opened). --output writes every image's labels and
 scores to a CSV or JSON file as the batches finish (with a progress bar instead of one line per image);
---save-attention draws where the head's queries looked.
+--save-attention draws where the head's queries looked. On a CPU with VNNI, 256 images or more are labelled in int8
+through ONNX Runtime (converted once per checkpoint, checked against fp32: src_files/engine/cpu_fast.py);
+--precision fp32 runs the exact path.
 """
 import os
 from contextlib import nullcontext
@@ -23,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from src_files.data.files import load_rgb
-from src_files.engine import cli, distributed, tasks
+from src_files.engine import cli, cpu_fast, distributed, tasks
 from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
 from src_files.engine.predictions import (IMAGE_EXTENSIONS, LIST_EXTENSIONS, PredictionWriter, check_output_path,
                                           class_thresholds, list_images, load_thresholds, pick_labels,
@@ -163,6 +165,19 @@ def image_batches(paths, transform, keep_original, batch_size, workers):
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=list)
 
 
+def calibration_images(args, paths):
+    """(batch, ids) of the int8 calibration: the readable images among those spread evenly over `paths`."""
+    from src_files.helper_functions.augmentations import val_transform
+    transform, batch, ids = val_transform(args.image_size), [], []
+    for i in cpu_fast.spread(len(paths)):
+        try:
+            batch.append(transform(load_rgb(paths[i])))
+        except UserError:
+            continue  # (an unreadable file is reported when its turn comes)
+        ids.append(os.path.abspath(paths[i]))
+    return (torch.stack(batch) if batch else torch.zeros(0)), ids
+
+
 def check_flags(args, explicit):
     """Flag errors found before the model is loaded."""
     if args.top_k <= 0 or args.batch_size <= 0 or args.workers < 0:
@@ -273,6 +288,9 @@ def main(argv=None):
     elif not args.save_attention:
         model = maybe_compile(model, args)
     single = tasks.model_task(args) == tasks.SINGLE
+    if cpu_fast.wants_int8(args, explicit, device) and cpu_fast.worth_it(args, len(paths)):
+        model = cpu_fast.int8_model(model, args, class_names, lambda: calibration_images(args, paths),
+                                    task=tasks.SINGLE if single else tasks.MULTI)
     if single and 'top_k' not in explicit:
         args.top_k = 5
     any_score = single and not args.thresholds and 'thr' not in explicit

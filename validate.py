@@ -11,15 +11,18 @@ labels (VOC difficult objects, labels OpenImages did not verify) are left out of
 Single-label data (ImageFolder, CIFAR-100) is scored by top-1 / top-5 accuracy, on softmax scores. The
 checkpoint's classes are matched to the data's by name. The checkpoint may be a model-zoo file ({'model': ...,
 'idx_to_class': ...}), a bare state dict, or a best.pth of train.py. Norm layers are folded into the convolutions
-and the model runs in fp16 on GPUs (as published).
+and the model runs in fp16 on GPUs (as published); on a CPU with VNNI it runs in int8 through ONNX Runtime,
+converted once per checkpoint and checked against fp32 (src_files/engine/cpu_fast.py; --precision fp32 for the
+exact path).
 """
 import json
 import os
 import time
 
-from src_files.engine import cli, data_args, distributed, tasks
+from src_files.engine import cli, cpu_fast, data_args, distributed, tasks
 from src_files.engine.evaluation import multilabel_metrics, predict, topk_accuracy
-from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
+from src_files.engine.inference import (add_inference_speed_args, check_finite, load_model, maybe_compile,
+                                        precision_label)
 from src_files.errors import UserError
 
 
@@ -55,7 +58,9 @@ def build_parser():
 
 
 def score_zsl(args, model, info, dtype, channels_last, transform):
-    """ZSL and GZSL metrics of a zero-shot model on a NUS-WIDE folder -> (results, image views scored)."""
+    """ZSL and GZSL metrics of a zero-shot model on a NUS-WIDE folder -> (results, image views scored, seconds,
+    precision)."""
+    start = time.time()
     from src_files.data import load_nus_wide_zsl
     from src_files.engine.zsl import evaluate_zsl
     nus = load_nus_wide_zsl(args.data, transform, transform)
@@ -67,18 +72,26 @@ def score_zsl(args, model, info, dtype, channels_last, transform):
             r = results[name]
             print(f"{name.upper()} mAP {r['mAP']:.2f} F1@3 {r['F1@3']:.2f} (P {r['P@3']:.2f} R {r['R@3']:.2f}) "
                   f"F1@5 {r['F1@5']:.2f} (P {r['P@5']:.2f} R {r['R@5']:.2f})")
-    return results, len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
+    views = len(nus.zsl_val_set) + len(nus.gzsl_val_set)  # each test image is scored twice
+    return results, views, time.time() - start, precision_label(model, dtype)
 
 
 def score_data(args, model, class_names, info, dtype, channels_last, transform):
     """On the validation split of --data: mAP and the threshold metrics (multi-label data), or top-1 / top-5
-    (single-label data) -> (results, images scored)."""
+    (single-label data) -> (results, images scored, seconds, precision). The seconds count from the data's listing
+    to the metrics, leaving out a first run's int8 conversion (printed on its own), as the model's loading."""
+    start = time.time()
     splits = data_args.load(args, None, transform, need_train=False)
     if info.is_main:
         print(data_args.describe(splits))
     single = splits.task == tasks.SINGLE
     columns = data_args.match_classes(class_names, splits, args.model_path, args.num_classes)
     softmax = tasks.model_task(args, splits.task) == tasks.SINGLE
+    if args.int8 and cpu_fast.worth_it(args, len(splits.val)):  # the fast CPU path (calibration: pixels only)
+        t0 = time.time()
+        model = cpu_fast.int8_model(model, args, class_names, lambda: calibration_images(args, splits.val),
+                                    task=tasks.SINGLE if softmax else tasks.MULTI)
+        start += time.time() - t0
     scores, targets = predict(model, splits.val, info, args.batch_size, args.workers, input_dtype=dtype,
                               channels_last=channels_last, activation='softmax' if softmax else 'sigmoid')
     if columns is not None:
@@ -101,7 +114,15 @@ def score_data(args, model, class_names, info, dtype, channels_last, transform):
                             display_names=splits.display_names,
                             threshold_names=report.model_names(class_names, columns),
                             meta={'checkpoint': args.model_path, 'data': args.data, 'data_format': splits.format})
-    return results, len(scores)  # gathered from every process: each image once
+    return results, len(scores), time.time() - start, precision_label(model, dtype)  # (each image once)
+
+
+def calibration_images(args, dataset):
+    """(batch, ids) of the int8 calibration: images spread evenly over `dataset` (cpu_fast.spread)."""
+    import torch
+    picked = cpu_fast.spread(len(dataset))
+    root = os.path.abspath(args.data)
+    return torch.stack([dataset[i][0] for i in picked]), [f"{root}:{dataset.image_ids[i]}" for i in picked]
 
 
 def print_metrics(args, results, targets, single):
@@ -116,12 +137,12 @@ def print_metrics(args, results, targets, single):
         print(note)
 
 
-def report(args, results, n_images, elapsed, info, dtype):
+def report(args, results, n_images, elapsed, info, precision):
     """The closing line (rate, model, device, dtype) and the --json file."""
     unit = 'image views (ZSL + GZSL)' if args.zsl else 'images'
     print(f"{n_images} {unit} in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} {unit.split()[0]}/s"
           + (", torch.compile's compilation included" if args.compile else '') + f"), {args.model_name} "
-          f"{args.image_size}px, device {info.device}, {str(dtype).replace('torch.', '')}")
+          f"{args.image_size}px, device {info.device}, {precision}")
     if args.json:
         payload = dict(results, model_path=args.model_path, data=args.data, model_name=args.model_name,
                        image_size=args.image_size)
@@ -155,19 +176,20 @@ def main(argv=None):
         args.model_path = os.path.join('outputs', 'demo_zsl' if args.zsl else 'demo', 'best.pth')
     info = distributed.setup(args.device)
     model, class_names, dtype, channels_last = load_model(args, explicit, info.device)
+    args.int8 = cpu_fast.wants_int8(args, explicit, info.device)
     if args.demo and 'data' not in explicit:
         from src_files.data import demo_coco_root, demo_nus_root
         args.data = demo_nus_root() if args.zsl else demo_coco_root()
     model = maybe_compile(model, args)
     from src_files.helper_functions.augmentations import val_transform
     transform = val_transform(args.image_size)
-    start = time.time()
     if args.zsl:
-        results, n_images = score_zsl(args, model, info, dtype, channels_last, transform)
+        results, n_images, seconds, precision = score_zsl(args, model, info, dtype, channels_last, transform)
     else:
-        results, n_images = score_data(args, model, class_names, info, dtype, channels_last, transform)
+        results, n_images, seconds, precision = score_data(args, model, class_names, info, dtype, channels_last,
+                                                           transform)
     if info.is_main:
-        report(args, results, n_images, time.time() - start, info, dtype)
+        report(args, results, n_images, seconds, info, precision)
     return 0
 
 

@@ -4,7 +4,15 @@ optionally torch.compile / CUDA graphs), in the same run, with each mode's logit
 
     python benchmarks/bench_infer.py --model-name tresnet_l --image-size 448 --batch-size 64 --compile
     python benchmarks/bench_infer.py --modes published,fast+compile,fast+cudagraphs,fast+cudagraphs+cdtune
-    python benchmarks/bench_infer.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2
+    python benchmarks/bench_infer.py --device cpu --model-name tresnet_m --image-size 64 --batch-size 2 --iters 2 \
+        --modes published,fast
+
+On a CPU without --modes it compares the CPU inference paths instead (cpu_paths.py: published, fp32,
+channels-last, bf16, ONNX Runtime fp32 and int8) at --batch-sizes, and with --model-path and --data also their
+mAP (or top-1) on the validation set against fp32:
+
+    python benchmarks/bench_infer.py --device cpu --model-name tresnet_m --image-size 224
+    python benchmarks/bench_infer.py --device cpu --model-path best.pth --data /path/to/coco --batch-sizes 16
 """
 import argparse
 
@@ -13,6 +21,7 @@ import torch
 from common import (HelpFormatter, add_common_args, autotune_seconds, build_model, compile_config, compile_model,
                     compiled_graph_count, expand_modes, machine, parse_mode, peak_memory_gib, print_progress,
                     print_table, reset_memory, time_loop, wants_profile)
+import cpu_compare
 from profile_summary import csv_path_for, profile_step
 from src_files.models import fold_norm_layers
 
@@ -52,8 +61,13 @@ def main():
     add_common_args(parser, batch_size=64)
     parser.add_argument('--half', choices=['fp16', 'bf16'], default='fp16',
                         help='fast-mode precision on CUDA (published is fp16)')
+    cpu_compare.add_args(parser)
+    parser.set_defaults(modes=None)
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.modes is None and device.type == 'cpu':  # the CPU paths of validate.py / infer.py (cpu_compare.py)
+        return cpu_compare.main(args)
+    args.modes = args.modes or 'published,fast'
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size,
                    generator=torch.Generator().manual_seed(0)).to(device)
     rows, logits = {}, {}

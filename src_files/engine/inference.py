@@ -27,8 +27,13 @@ def add_inference_speed_args(parser):
     g = cli.add_speed_args(parser, training=False)
     g.add_argument('--fold-norms', action=argparse.BooleanOptionalAction, default=True,
                    help="fold the norm layers into the convolutions (same outputs, faster)")
-    g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32'), default='auto',
-                   help="dtype of the weights and inputs; auto = fp16 on CUDA (as published), fp32 on CPU")
+    g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32', 'int8'), default='auto',
+                   help="dtype of the weights and inputs; auto = fp16 on CUDA (as published); on a CPU int8 (ONNX "
+                        "Runtime, calibrated once per checkpoint and cached, checked against fp32) where the CPU has "
+                        "VNNI, else fp32; fp32 = the exact path (see src_files/engine/cpu_fast.py)")
+    g.add_argument('--calibration-data', default='', metavar='DIR',
+                   help="int8: calibrate on images of this folder (default: images spread over the ones scored; "
+                        "only pixels are read)")
     g.add_argument('--autotune-gemms', action=argparse.BooleanOptionalAction, default=False,
                    help="with --compile: run the 1x1 convolutions as matrix products, each timed as cuBLAS and as "
                         "Triton kernels that also apply the bias, activation and residual after it, and keep the "
@@ -38,7 +43,8 @@ def add_inference_speed_args(parser):
 def resolve_precision(precision, device):
     if precision == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
-    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32}[precision]
+    # (int8: the PyTorch model stays fp32; cpu_fast.int8_model converts it once the calibration images are known)
+    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32, 'int8': torch.float32}[precision]
     if dtype == torch.float16 and device.type == 'cpu':
         LOG.info("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there")
     return dtype
@@ -149,6 +155,14 @@ def _note_overrides(args, explicit, recorded):
         LOG.info(f"note: {args.model_path} records " + ', '.join(
             f"--{k.replace('_', '-')} {v}" for k, v in differ.items()) + "; using " + ', '.join(
             f"--{k.replace('_', '-')} {getattr(args, k)}" for k in differ) + " as given")
+
+
+def precision_label(model, dtype):
+    """What the closing line calls the run's precision: 'int8 (ONNX Runtime)', or the dtype."""
+    meta = getattr(model, 'meta', None)
+    if isinstance(meta, dict):
+        return f"{meta.get('precision', 'fp32')} (ONNX Runtime)"
+    return str(dtype).replace('torch.', '')
 
 
 def check_finite(scores, dtype):

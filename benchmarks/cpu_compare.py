@@ -1,0 +1,119 @@
+"""bench_infer.py --device cpu (without --modes): the CPU inference paths of cpu_paths.py in one run.
+
+For each path: the seconds to prepare it (export, quantization), images/s at each --batch-sizes (the same random
+batch for every path), the largest logit difference to the published path relative to its largest logit, and
+with --model-path and --data the mAP (top-1 on single-label data) of the path on the validation set and its
+difference to fp32 (the exact path). Without --model-path the model has random weights.
+"""
+import os
+import platform
+
+import numpy as np
+import torch
+
+from cpu_paths import PATHS, build, temporary_folder, time_path
+
+
+def add_args(parser):
+    g = parser.add_argument_group('CPU paths (--device cpu without --modes)')
+    g.add_argument('--paths', default=','.join(PATHS), help=f"CPU paths to compare ({', '.join(PATHS)})")
+    g.add_argument('--batch-sizes', default='1,16', help='batch sizes to time each path at')
+    g.add_argument('--min-seconds', type=float, default=8.0, help='time each path and batch size at least this long')
+    g.add_argument('--model-path', default='', help='a trained checkpoint (its settings are read from it)')
+    g.add_argument('--data', default='', help='with --model-path: score each path on this validation set')
+
+
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def load_trained(args):
+    """(model, validate's args) of --model-path, read as validate.py reads it (fp32, norms folded)."""
+    import validate
+    from src_files.engine import cli
+    from src_files.engine.inference import load_model
+    argv = ['--model-path', args.model_path, '--precision', 'fp32', '--device', 'cpu']
+    argv += ['--data', args.data] if args.data else []
+    vargs, explicit = cli.parse_args(validate.build_parser(), argv)
+    model, class_names, _, _ = load_model(vargs, explicit, torch.device('cpu'))
+    model.num_classes = len(class_names)
+    return model, vargs
+
+
+def validation_images(vargs):
+    """(images [N, 3, S, S], targets, task) of the validation split of vargs.data, read once for every path."""
+    from src_files.engine import data_args
+    from src_files.helper_functions.augmentations import val_transform
+    splits = data_args.load(vargs, None, val_transform(vargs.image_size), need_train=False)
+    items = [splits.val[i] for i in range(len(splits.val))]
+    targets = np.stack([np.asarray(t) for _, t in items])
+    return torch.stack([image for image, _ in items]), targets, splits.task
+
+
+def score(run, images, targets, task, batch=16):
+    from src_files.engine.evaluation import topk_accuracy
+    from src_files.helper_functions.metrics import mAP
+    logits = torch.cat([run(images[i:i + batch]) for i in range(0, len(images), batch)])
+    if task == 'single-label':
+        return topk_accuracy(torch.softmax(logits, 1).numpy(), targets)['top1']
+    return mAP(targets, torch.sigmoid(logits).numpy())
+
+
+def main(args):
+    torch.manual_seed(0)
+    vargs = None
+    if args.model_path:
+        model, vargs = load_trained(args)
+        args.model_name, args.image_size = vargs.model_name, vargs.image_size
+    else:
+        from common import build_model, parse_mode
+        from src_files.models import fold_norm_layers
+        model = fold_norm_layers(build_model(args, torch.device('cpu'), parse_mode('fast')).eval())
+        model.num_classes = args.num_classes
+    held = validation_images(vargs) if vargs is not None and args.data else None
+    sizes = [int(b) for b in args.batch_sizes.split(',')]
+    x = {b: torch.rand(b, 3, args.image_size, args.image_size, generator=torch.Generator().manual_seed(b))
+         for b in sizes}
+    calibration = held[0][np.linspace(0, len(held[0]) - 1, min(32, len(held[0]))).round().astype(int)] \
+        if held is not None else torch.rand(32, 3, args.image_size, args.image_size)
+    rows, reference = {}, None
+    with temporary_folder() as folder:
+        for name in args.paths.split(','):
+            run, prep = build(name, model, args.image_size, folder, calibration)
+            row = {'prepare_s': prep}
+            for b in sizes:
+                row[b] = time_path(run, x[b], warmup=max(args.warmup, 1), min_seconds=args.min_seconds,
+                                   min_iters=max(args.iters, 2) if b > 1 else 8)
+            logits = run(x[sizes[-1]])
+            reference = logits if reference is None else reference
+            row['diff'] = float((logits - reference).abs().max() / reference.abs().max())
+            if held is not None:
+                row['score'] = score(run, *held)
+            rows[name] = row
+            print(f"# {name}: " + ', '.join(f"batch {b} {row[b]:.1f} images/s" for b in sizes)
+                  + (f", score {row['score']:.2f}" if 'score' in row else ''), flush=True)
+    print_cpu_table(args, rows, sizes, held)
+
+
+def print_cpu_table(args, rows, sizes, held):
+    import onnxruntime
+    metric = ('top-1' if held[2] == 'single-label' else 'mAP') if held is not None else None
+    print(f"# infer on the CPU: {args.model_name} {args.image_size}px, {cpu_name()}, {torch.get_num_threads()} "
+          f"threads, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
+          + (f"; {metric} on {len(held[0])} images of {args.data}" if held is not None else ''))
+    head = '| path | prepare s | ' + ' | '.join(f'batch {b} images/s | ratio' for b in sizes) + \
+        ' | logits vs first path |' + (f' {metric} | vs fp32 |' if held is not None else '')
+    print(head)
+    print('|' + '---|' * (head.count('|') - 1))
+    first = next(iter(rows.values()))
+    for name, r in rows.items():
+        cells = [f"{r['prepare_s']:.1f}"] + [c for b in sizes for c in (f"{r[b]:.1f}", f"{r[b] / first[b]:.2f}x")]
+        cells.append(f"{r['diff']:.1e}")
+        if held is not None:
+            base = rows.get('fp32', first)['score']
+            cells += [f"{r['score']:.2f}", f"{r['score'] - base:+.2f}"]
+        print(f"| {name} | " + ' | '.join(cells) + ' |')

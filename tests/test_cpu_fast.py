@@ -1,0 +1,165 @@
+"""The fast CPU path (src_files/engine/cpu_fast.py): int8 through ONNX Runtime, its accuracy guard, its cache,
+when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px."""
+import json
+import re
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import infer
+import validate
+from src_files.data.demo import CLASS_NAMES, demo_coco_root
+from src_files.engine import cpu_fast
+from src_files.engine.checkpoint import save_best
+from src_files.errors import UserError
+from src_files.models import create_model
+from src_files.models.config import ModelConfig
+from tests.script_calls import assert_user_error, call_main
+
+SIZE = 64
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    """A tresnet_m checkpoint with the demo's 16 classes, and a small demo validation set."""
+    root = tmp_path_factory.mktemp('cpu_fast')
+    cfg = ModelConfig(model_name='tresnet_m', decoder_embedding=64, image_size=SIZE, num_classes=len(CLASS_NAMES))
+    torch.manual_seed(0)
+    model = create_model(**cfg.to_dict())
+    save_best(str(root / 'model.pth'), model.state_dict(), CLASS_NAMES, cfg.to_dict())
+    data = demo_coco_root(cache_dir=str(root / 'demo'), num_train=4, num_val=40)
+    return types.SimpleNamespace(root=root, checkpoint=root / 'model.pth', data=data)
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    """One int8 cache for the module: the guard test reads the record the first conversion wrote."""
+    root = tmp_path_factory.mktemp('cache')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('ML_DECODER_CACHE', str(root))
+        yield root / 'int8'
+
+
+def flags(precision='auto', **extra):
+    return types.SimpleNamespace(**dict(dict(precision=precision, zsl=0, compile=False, save_attention='',
+                                             model_path='m.pth', calibration_data=''), **extra))
+
+
+def test_auto_takes_int8_only_on_a_cpu_with_vnni_and_never_where_it_cannot_apply(monkeypatch):
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: True)
+    assert cpu_fast.wants_int8(flags(), set(), cpu) and not cpu_fast.wants_int8(flags(), set(), cuda)
+    assert not cpu_fast.wants_int8(flags('fp32'), set(), cpu) and not cpu_fast.wants_int8(flags('bf16'), set(), cpu)
+    for blocker in (dict(zsl=1), dict(compile=True), dict(save_attention='maps/')):
+        args = flags()
+        vars(args).update(blocker)
+        assert not cpu_fast.wants_int8(args, set(), cpu)
+        args.precision = 'int8'
+        with pytest.raises(UserError, match='does not go with'):
+            cpu_fast.wants_int8(args, set(), cpu)
+    assert not cpu_fast.wants_int8(flags(model_path='model.onnx'), set(), cpu)
+    with pytest.raises(UserError, match='is a CPU path'):
+        cpu_fast.wants_int8(flags('int8'), set(), cuda)
+    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: False)
+    assert not cpu_fast.wants_int8(flags(), set(), cpu) and cpu_fast.wants_int8(flags('int8'), set(), cpu)
+    # a first conversion costs more than it saves on a few images: auto converts from MIN_IMAGES on
+    assert not cpu_fast.worth_it(flags(), cpu_fast.MIN_IMAGES - 1) and cpu_fast.worth_it(flags(), cpu_fast.MIN_IMAGES)
+    assert cpu_fast.worth_it(flags('int8'), 1) and cpu_fast.worth_it(flags(calibration_data='x'), 1)
+
+
+def test_spread_picks_evenly_and_includes_both_ends():
+    assert cpu_fast.spread(0) == [] and cpu_fast.spread(3) == [0, 1, 2]
+    picked = cpu_fast.spread(1000, 5)
+    assert picked == [0, 250, 500, 749, 999] or picked == [0, 250, 500, 750, 999]
+
+
+def scores_of(stdout):
+    return float(re.search(r'^mAP ([\d.]+)', stdout, re.M).group(1))
+
+
+@pytest.mark.slow
+def test_validate_int8_matches_fp32_and_is_cached(work, cache, tmp_path, capfd):
+    base = ['--model-path', work.checkpoint, '--data', work.data, '--workers', 0]
+    code, fp32, err = call_main(validate, base + ['--precision', 'fp32', '--save-scores', tmp_path / 'fp32.csv'],
+                                capfd)
+    assert code == 0, err
+    assert fp32.strip().splitlines()[-1].endswith('float32')
+    code, int8, err = call_main(validate, base + ['--precision', 'int8', '--save-scores', tmp_path / 'int8.csv'],
+                                capfd)
+    assert code == 0, err
+    assert 'quantizing the model to int8' in err + int8 and 'running int8' in err + int8
+    assert int8.strip().splitlines()[-1].endswith('int8 (ONNX Runtime)')
+    import pandas as pd
+    p32 = pd.read_csv(tmp_path / 'fp32.csv').set_index('image').to_numpy()
+    p8 = pd.read_csv(tmp_path / 'int8.csv').set_index('image').to_numpy()
+    diff = np.abs(p8 - p32)  # on images it was not calibrated on as well (8 of the 40 are calibration images)
+    assert diff.mean() < cpu_fast.GUARD_MEAN and diff.max() < cpu_fast.GUARD_MAX, (diff.mean(), diff.max())
+    assert abs(scores_of(int8) - scores_of(fp32)) < 2.0
+    entries = sorted(p.suffix for p in cache.iterdir())
+    assert entries == ['.json', '.onnx'], entries  # (the first conversion of the module)
+    record = json.loads(next(cache.glob('*.json')).read_text())
+    assert record['images'] == 32 and record['mean'] <= cpu_fast.GUARD_MEAN
+    code, again, err = call_main(validate, base + ['--precision', 'int8'], capfd)  # the cached file: no conversion
+    assert code == 0 and 'quantizing' not in err + again and scores_of(again) == scores_of(int8)
+
+
+@pytest.mark.slow
+def test_the_accuracy_guard_falls_back_to_fp32(work, cache, monkeypatch, capfd):
+    monkeypatch.setattr(cpu_fast, 'GUARD_MAX', 1e-9)  # no int8 model is that close: the guard must refuse it
+    # (the cached file of the test above is loaded and refused by its recorded differences)
+    base = ['--model-path', work.checkpoint, '--data', work.data, '--workers', 0]
+    code, out, err = call_main(validate, base + ['--precision', 'int8'], capfd)
+    assert code == 0, err
+    assert 'running fp32' in err + out and out.strip().splitlines()[-1].endswith('float32')
+    code, fp32, err = call_main(validate, base + ['--precision', 'fp32'], capfd)
+    assert scores_of(out) == scores_of(fp32)  # the exact path's result
+
+
+@pytest.mark.slow
+def test_infer_int8_with_calibration_data(work, cache, tmp_path, capfd):
+    pics = f'{work.data}/val2014'
+    outputs = {}
+    for precision in ('fp32', 'int8'):
+        extra = ['--calibration-data', f'{work.data}/train2014'] if precision == 'int8' else []
+        code, out, err = call_main(infer, ['--model-path', work.checkpoint, '--pic-path', pics, '--workers', 0,
+                                           '--precision', precision, '--thr', 0, '--top-k', 16,
+                                           '--output', tmp_path / f'{precision}.json'] + extra, capfd)
+        assert code == 0, err
+        outputs[precision] = json.loads((tmp_path / f'{precision}.json').read_text())
+    assert len(outputs['int8']) == len(outputs['fp32']) == 40
+    for a, b in zip(outputs['fp32'], outputs['int8']):  # every class listed (--thr 0, --top-k 16) by both
+        assert a['image'] == b['image'] and sorted(a['labels']) == sorted(b['labels']) == sorted(CLASS_NAMES)
+        p32, p8 = dict(zip(a['labels'], a['scores'])), dict(zip(b['labels'], b['scores']))
+        assert max(abs(p32[c] - p8[c]) for c in CLASS_NAMES) < cpu_fast.GUARD_MAX
+    assert cpu_fast.load_calibration(types.SimpleNamespace(calibration_data=f'{work.data}/train2014',
+                                                           image_size=SIZE), None)[0].shape == (4, 3, SIZE, SIZE)
+
+
+def test_bad_calibration_data_is_one_line(work, cache, tmp_path, capfd):
+    base = ['--model-path', work.checkpoint, '--data', work.data, '--workers', 0, '--precision', 'int8']
+    code, _, err = call_main(validate, base + ['--calibration-data', tmp_path / 'missing'], capfd)
+    assert_user_error(code, err, '--calibration-data folder not found')
+    (tmp_path / 'empty').mkdir()
+    code, _, err = call_main(validate, base + ['--calibration-data', tmp_path / 'empty'], capfd)
+    assert_user_error(code, err, 'no image in --calibration-data')
+
+
+@pytest.mark.slow
+def test_export_int8_writes_a_checked_quantized_file(work, tmp_path, capfd):
+    import export
+    from src_files.export import load_onnx
+    out = tmp_path / 'model_int8.onnx'
+    code, stdout, err = call_main(export, ['--model-path', work.checkpoint, '--precision', 'int8', '--output', out,
+                                           '--calibration-data', f'{work.data}/train2014',
+                                           '--check-images', f'{work.data}/val2014'], capfd)
+    assert code == 0, err
+    line = re.search(r'int8: probabilities within ([\d.]+) on average, ([\d.]+) at most, of PyTorch.s on (\d+) images',
+                     stdout)
+    assert line and float(line.group(1)) <= cpu_fast.GUARD_MEAN and int(line.group(3)) == 4 + 16
+    runner, meta = load_onnx(str(out))
+    assert meta['precision'] == 'int8' and meta['calibration_images'] == '4' and meta['class_names'] == CLASS_NAMES
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+    code, _, err = call_main(export, ['--model-path', work.checkpoint, '--precision', 'int8'], capfd)
+    assert_user_error(code, err, '--calibration-data')
