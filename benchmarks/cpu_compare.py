@@ -86,8 +86,7 @@ def main(args):
             run, prep = build(name, model, args.image_size, folder, calibration)
             row = {'prepare_s': prep}
             for b in sizes:
-                row[b] = time_path(run, x[b], warmup=max(args.warmup, 1), min_seconds=args.min_seconds,
-                                   min_iters=max(args.iters, 2) if b > 1 else 8)
+                row[b] = time_path(run, x[b], warmup=args.warmup, min_seconds=args.min_seconds, min_iters=args.iters)
             logits = run(x[sizes[-1]])
             reference = logits if reference is None else reference
             row['diff'] = float((logits - reference).abs().max() / reference.abs().max())

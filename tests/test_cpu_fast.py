@@ -2,6 +2,7 @@
 when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px."""
 import json
 import re
+import sys
 import types
 
 import numpy as np
@@ -163,3 +164,21 @@ def test_export_int8_writes_a_checked_quantized_file(work, tmp_path, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
     code, _, err = call_main(export, ['--model-path', work.checkpoint, '--precision', 'int8'], capfd)
     assert_user_error(code, err, '--calibration-data')
+
+
+def test_bench_infer_on_the_cpu_compares_the_paths(capsys, monkeypatch):
+    """bench_infer.py --device cpu without --modes: the CPU paths' table (tiny sizes, eager paths only)."""
+    import runpy
+    from pathlib import Path
+    bench = Path(__file__).resolve().parent.parent / 'benchmarks'
+    monkeypatch.syspath_prepend(str(bench))
+    monkeypatch.setattr(sys, 'argv', ['bench_infer.py', '--device', 'cpu', '--model-name', 'tresnet_m', '--image-size',
+                                      '32', '--num-classes', '5', '--paths', 'published,fp32,fp32+cl',
+                                      '--batch-sizes', '1,2', '--min-seconds', '0', '--iters', '1', '--warmup', '0'])
+    runpy.run_path(str(bench / 'bench_infer.py'), run_name='__main__')
+    out = capsys.readouterr().out
+    rows = [line.split('|')[1].strip() for line in out.splitlines() if line.startswith('| ') and 'x |' in line]
+    assert rows == ['published', 'fp32', 'fp32+cl'], out
+    assert '| path | prepare s | batch 1 images/s | ratio | batch 2 images/s | ratio |' in out
+    diffs = [float(line.split('|')[-2]) for line in out.splitlines() if line.startswith('| ') and 'x |' in line]
+    assert max(diffs) < 1e-5  # the fp32 paths compute the published logits
