@@ -1,5 +1,8 @@
-"""CPU smoke runs of the benchmark scripts (tiny sizes): they run end to end and print their tables."""
+"""CPU smoke runs of the benchmark scripts (tiny sizes): they run end to end and print their tables. The scripts
+run in this process (run_script: as `python SCRIPT ARGS` from benchmarks/ would, without the start-up of a new
+Python, torch and dynamo: seconds a run)."""
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -15,37 +18,55 @@ TINY = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '-
         '--iters', '1', '--warmup', '0']
 
 
+def run_script(script, args, monkeypatch, capsys):
+    """benchmarks/SCRIPT run as `python SCRIPT ARGS` in benchmarks/ would, in this process -> (exit status, stdout,
+    stderr). An exception other than SystemExit is raised as it is (the traceback a new process would print)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.chdir(BENCH)
+    monkeypatch.setattr(sys, 'argv', [script] + [str(a) for a in args])
+    capsys.readouterr()
+    code = 0
+    try:
+        runpy.run_path(str(BENCH / script), run_name='__main__')
+    except SystemExit as exit_info:  # sys.exit(n), or a message (status 1, as Python exits with)
+        code = exit_info.code if isinstance(exit_info.code, int) or exit_info.code is None else 1
+    out, err = capsys.readouterr()
+    return code or 0, out, err
+
+
 @pytest.mark.parametrize('script,extra,rows', [
     ('bench_train.py', ['--modes', 'published,fast+lowmem', '--profile', '1', '--profile-dir', '{tmp}'],
      ['published', 'fast+lowmem']),
-    # --profile-below: no fast mode here is a millionth of the published speed, so none is profiled
-    ('bench_infer.py', ['--modes', 'published,fast,fast+regional', '--profile', '1', '--profile-below', '1e-6'],
-     ['published', 'fast', 'fast+regional']),
+    # --profile-below: no fast mode here is a millionth of the published speed, so none is profiled.
+    # fast+freeze: the compiled mode whose first step builds the fewest kernels on a CPU (frozen weights: inductor
+    # folds the activations and residual additions into its convolutions), about half of fast+regional's
+    ('bench_infer.py', ['--modes', 'published,fast,fast+freeze', '--profile', '1', '--profile-below', '1e-6'],
+     ['published', 'fast', 'fast+freeze']),
 ])
-def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path):
+def test_benchmark_script_runs_on_cpu(script, extra, rows, tmp_path, monkeypatch, capsys):
     extra = [arg.format(tmp=tmp_path) for arg in extra]
-    out = subprocess.run([sys.executable, script, *TINY, *extra], cwd=BENCH, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    code, stdout, stderr = run_script(script, [*TINY, *extra], monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(('# train tresnet', '# infer tresnet')))
     table = [line for line in lines[start:] if line.startswith('| ')]
     assert [line.split('|')[1].strip() for line in table[1:]] == rows
     graphs = {line.split('|')[1].strip(): line.split('|')[7].strip() for line in table[1:]}
+    from common import parse_mode
     for mode in rows:  # eager modes compile nothing; compiled ones report how many graphs they built
-        assert graphs[mode] == '-' if 'regional' not in mode else int(graphs[mode]) >= 1, graphs
+        assert int(graphs[mode]) >= 1 if parse_mode(mode)['compile'] else graphs[mode] == '-', graphs
     if script == 'bench_infer.py':  # fp32 on the CPU: every mode computes the published logits
-        diffs = dict(re.findall(r'logits (\S+) vs published: relative difference (\S+)', out.stdout))
+        diffs = dict(re.findall(r'logits (\S+) vs published: relative difference (\S+)', stdout))
         assert set(diffs) == set(rows) - {'published'} and max(map(float, diffs.values())) < 1e-4, diffs
     if '--profile-below' in extra:
-        assert 'profiled steps' not in out.stdout
+        assert 'profiled steps' not in stdout
     elif '--profile' in extra:  # the profile of the fast mode: time by category, adding up to the busy time
-        assert '# train fast+lowmem: 1 profiled steps' in out.stdout
-        shares = [float(line.split('|')[3].strip().rstrip('%')) for line in out.stdout.splitlines()
+        assert '# train fast+lowmem: 1 profiled steps' in stdout
+        shares = [float(line.split('|')[3].strip().rstrip('%')) for line in stdout.splitlines()
                   if line.startswith('| ') and line.strip().endswith('% |')]
         assert len(shares) >= 3 and abs(sum(shares) - 100) < 1, shares
         # --profile-dir: every op of the profile, in a CSV whose times add up to the printed busy time
-        busy = float(re.search(r'profiled steps, \S+ ms wall per step, (\S+) ms', out.stdout).group(1))
+        busy = float(re.search(r'profiled steps, \S+ ms wall per step, (\S+) ms', stdout).group(1))
         table = (tmp_path / 'train_tresnet_m_64_b2_fast_lowmem.csv').read_text().splitlines()
         assert table[0] == 'ms_per_step,category,kernel' and len(table) > 13  # more than the top 12 printed
         assert abs(sum(float(row.split(',')[0]) for row in table[1:]) - busy) < 0.05 + 0.01 * busy
@@ -134,18 +155,18 @@ def test_profile_counts_kernels_not_annotations():
     assert is_kernel(event('aten::convolution', cpu), cuda=False) and not is_kernel(event('Conv', cpu), cuda=False)
 
 
-def test_head_benchmark_runs_on_cpu():
-    out = subprocess.run([sys.executable, 'bench_head.py', '--device', 'cpu', '--batch-size', '1', '--iters', '1',
-                          '--warmup', '0', '--cases', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert '80 classes, 14x14' in out.stdout and 'x |' in out.stdout
+def test_head_benchmark_runs_on_cpu(monkeypatch, capsys):
+    code, stdout, stderr = run_script('bench_head.py', ['--device', 'cpu', '--batch-size', '1', '--iters', '1',
+                                                        '--warmup', '0', '--cases', '0'], monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    assert '80 classes, 14x14' in stdout and 'x |' in stdout
 
 
-def test_memory_benchmark_counts_less_for_the_memory_saving_norms():
-    out = subprocess.run([sys.executable, 'bench_memory.py', '--model-name', 'tresnet_m', '--image-size', '64',
-                          '--batch-size', '3'], cwd=BENCH, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    mib = {line.split('|')[1].strip(): float(line.split('|')[2]) for line in out.stdout.splitlines()
+def test_memory_benchmark_counts_less_for_the_memory_saving_norms(monkeypatch, capsys):
+    code, stdout, stderr = run_script('bench_memory.py', ['--model-name', 'tresnet_m', '--image-size', '64',
+                                                          '--batch-size', '3'], monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    mib = {line.split('|')[1].strip(): float(line.split('|')[2]) for line in stdout.splitlines()
            if line.startswith('| ') and line.split('|')[2].strip().replace('.', '').isdigit()}
     assert set(mib) == {'published', 'fast', 'fast+lowmem'}
     assert mib['fast+lowmem'] < 0.9 * mib['fast']  # one tensor per norm fewer (about -18% at this size)
@@ -196,35 +217,32 @@ def test_compiled_memory_count_sees_every_copy_of_a_block_compiled_block_by_bloc
     assert whole > 3 * 4 * planes_tensor and abs(regional - whole) <= 0.05 * whole, counts
 
 
-def test_norm_benchmark_runs_on_cpu():
-    out = subprocess.run([sys.executable, 'bench_norm.py', '--device', 'cpu', '--shape', '2,8,8,8', '--iters', '1',
-                          '--warmup', '0'], cwd=BENCH, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert '| standard ' in out.stdout and '| memory-saving ' in out.stdout
+def test_norm_benchmark_runs_on_cpu(monkeypatch, capsys):
+    code, stdout, stderr = run_script('bench_norm.py', ['--device', 'cpu', '--shape', '2,8,8,8', '--iters', '1',
+                                                        '--warmup', '0'], monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    assert '| standard ' in stdout and '| memory-saving ' in stdout
 
 
-def test_graph_break_check_passes_the_model_and_reports_a_break():
+def test_graph_break_check_passes_the_model_and_reports_a_break(monkeypatch, capsys):
     """benchmarks/graph_breaks.py: the fast and --lowmem training forwards are one graph each (exit status 0);
     a planted break in the norm layer is counted, with the line it happened on, and gives exit status 1."""
+    import torch._dynamo
+    from src_files.models.tresnet.layers.norm_act import NormAct2d
     args = ['--device', 'cpu', '--model-name', 'tresnet_m', '--image-size', '64', '--batch-size', '2']
-    out = subprocess.run([sys.executable, 'graph_breaks.py', *args, '--modes', 'fast+lowmem'], cwd=BENCH,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert '# fast+lowmem: 1 graphs, 0 breaks' in out.stdout
-    planted = ('import runpy, sys, torch._dynamo, common; '
-               'from src_files.models.tresnet.layers.norm_act import NormAct2d; '
-               'forward = NormAct2d.forward; '
-               'NormAct2d.forward = lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1]; '
-               'sys.argv = ["graph_breaks.py"] + sys.argv[1:]; '
-               'runpy.run_path("graph_breaks.py", run_name="__main__")')
-    out = subprocess.run([sys.executable, '-c', planted, *args, '--modes', 'fast'], cwd=BENCH,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1, out.stderr[-2000:]
-    assert '# fast: ' in out.stdout and ' 0 breaks' not in out.stdout
-    assert 'break at ' in out.stdout
+    code, stdout, stderr = run_script('graph_breaks.py', args + ['--modes', 'fast+lowmem'], monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    assert '# fast+lowmem: 1 graphs, 0 breaks' in stdout
+    forward = NormAct2d.forward
+    monkeypatch.setattr(NormAct2d, 'forward', lambda self, x: (torch._dynamo.graph_break(), forward(self, x))[1])
+    code, stdout, stderr = run_script('graph_breaks.py', args + ['--modes', 'fast'], monkeypatch, capsys)
+    torch._dynamo.reset()  # (the graphs of the planted break)
+    assert code == 1, stderr[-2000:]
+    assert '# fast: ' in stdout and ' 0 breaks' not in stdout
+    assert 'break at ' in stdout
 
 
-def test_traffic_floor_counts_the_tensors_of_a_block():
+def test_traffic_floor_counts_the_tensors_of_a_block(monkeypatch, capsys):
     """One Bottleneck with squeeze-excite on an 8x8 map: its three norm outputs (16 + 16 + 64 channels), its
     output (64) and its squeeze-excite product (16), counted by hand."""
     sys.path.insert(0, str(BENCH))
@@ -237,10 +255,10 @@ def test_traffic_floor_counts_the_tensors_of_a_block():
     assert block.training  # left as it was
     # training: 8 passes per norm element, 3 per block element, 7 per squeeze-excite element; 2 bytes each
     assert least_bytes(counts, batch_size=2, training=True) == (8 * 96 + 3 * 64 + 7 * 16) * 64 * 2 * 2
-    out = subprocess.run([sys.executable, 'bench_traffic.py', '--model-name', 'tresnet_m', '--image-size', '64'],
-                         cwd=BENCH, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert '| training (fwd + bwd)' in out.stdout and '| inference (folded norms)' in out.stdout
+    code, stdout, stderr = run_script('bench_traffic.py', ['--model-name', 'tresnet_m', '--image-size', '64'],
+                                      monkeypatch, capsys)
+    assert code == 0, stderr[-2000:]
+    assert '| training (fwd + bwd)' in stdout and '| inference (folded norms)' in stdout
 
 
 def test_kernel_bytes_reads_buffers_and_accesses_from_inductors_code():

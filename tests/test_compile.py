@@ -10,6 +10,7 @@ from torch._dynamo.utils import counters
 
 from src_files.models import create_model
 from src_files.models.compile import compile_model
+from small_models import small_tresnet
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
 
@@ -45,7 +46,7 @@ def test_regional_compile_matches_eager_and_compiles_each_distinct_block_once():
 
 def test_full_compile_matches_eager_and_unknown_scope_is_refused():
     torch.manual_seed(0)
-    model = create_model(model_name='tresnet_m', num_classes=3, image_size=64).eval()
+    model = small_tresnet(num_classes=3).eval()  # (every kind of block; the whole model is traced op by op)
     compiled = compile_model(model, 'full', backend='aot_eager')
     assert compiled is not model
     x = torch.rand(1, 3, 64, 64)
@@ -58,11 +59,12 @@ def test_full_compile_matches_eager_and_unknown_scope_is_refused():
 def test_memory_saving_model_through_inductors_partitioner_keeps_eager_gradients():
     """--lowmem under torch.compile: inductor's decompositions and min-cut partitioner (the aot_eager_decomp_partition
     backend, no code generation) around the custom norm and gated-convolution backwards, in float64: the same
-    gradients and running statistics as eager, in one graph."""
+    gradients and running statistics as eager, in one graph. The whole model is one graph, traced op by op: a
+    TResNet with every kind of block of TResNet-M but fewer copies (small_tresnet) keeps the trace short."""
     from src_files.models.tresnet import to_lowmem
     from src_files.models.tresnet.layers import NormAct2d
     torch.manual_seed(0)
-    model = create_model(model_name='tresnet_m', num_classes=4, image_size=64).double().train()
+    model = small_tresnet(num_classes=4).double().train()
     model.head.eval()  # no dropout: compiled and eager random streams differ
     for m in model.modules():
         if isinstance(m, NormAct2d):

@@ -1,5 +1,7 @@
 """The fast CPU path (src_files/engine/cpu_fast.py): int8 through ONNX Runtime, its accuracy guard, its cache,
-when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px."""
+when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px. The
+checkpoint's tresnet_m has fewer blocks (every kind of TResNet-M's blocks, fewer copies: small_models.EVERY_KIND),
+which shortens each conversion (export, calibration, quantization) and each evaluation."""
 import json
 import re
 import sys
@@ -17,9 +19,18 @@ from src_files.engine.checkpoint import save_best
 from src_files.errors import UserError
 from src_files.models import create_model
 from src_files.models.config import ModelConfig
+from small_models import shallow_tresnet_m
 from tests.script_calls import assert_user_error, call_main
 
 SIZE = 64
+
+
+@pytest.fixture(scope='module', autouse=True)
+def shallow():
+    """tresnet_m with fewer blocks for the whole module (the checkpoint and every script call that rebuilds it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        shallow_tresnet_m(patch)
+        yield
 
 
 @pytest.fixture(scope='module')

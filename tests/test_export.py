@@ -1,7 +1,10 @@
 """export.py and src_files/export: ONNX and .pt2 files of randomly initialised tresnet_m heads at 64 px (a plain
 head, a group-decoding head, a zero-shot head with baked-in word vectors), their parity with PyTorch at batch 1
 and 2 from one file, metadata, one-line errors, and the tolerance guard. The exports run in this process; all but
-the plain head's ONNX export and the tolerance guard are marked slow, as is the reference-logits check at 224 px."""
+the plain head's ONNX export and the tolerance guard are marked slow, as is the reference-logits check at 224 px.
+The random tresnet_m checkpoints have fewer blocks (every kind of TResNet-M's blocks, fewer copies: the `shallow`
+fixture), which halves the time to trace, write and load each file; the reference-logits check exports the whole
+TResNet-M of the reference layouts."""
 import json
 import re
 import sys
@@ -21,6 +24,7 @@ from src_files.errors import UserError
 from src_files.export import OnnxModel, compare, load_onnx, load_pt2
 from src_files.models import create_model
 from src_files.models.config import ModelConfig
+from small_models import shallow_tresnet_m
 
 SIZE = 64
 TOL = 1e-4
@@ -40,6 +44,12 @@ def script_output(module, args, capfd):
 
 
 
+@pytest.fixture
+def shallow(monkeypatch):
+    """tresnet_m with fewer blocks (small_models.EVERY_KIND), as in the checkpoints of `work`."""
+    shallow_tresnet_m(monkeypatch)
+
+
 def make_checkpoint(path, class_names, seed=0, **cfg):
     cfg = ModelConfig(model_name='tresnet_m', decoder_embedding=64, image_size=SIZE, **cfg)
     torch.manual_seed(seed)
@@ -51,9 +61,11 @@ def make_checkpoint(path, class_names, seed=0, **cfg):
 @pytest.fixture(scope='module')
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp('export')
-    make_checkpoint(root / 'plain.pth', CLASS_NAMES, num_classes=16)  # the demo's classes: validate.py scores it
-    make_checkpoint(root / 'groups.pth', [f'g{i}' for i in range(40)], seed=1, num_classes=40, num_of_groups=4)
-    make_checkpoint(root / 'zsl.pth', [f'seen {i}' for i in range(16)], seed=2, num_classes=16, zsl=1)
+    with pytest.MonkeyPatch.context() as patch:  # (the tests that read them take the `shallow` fixture)
+        shallow_tresnet_m(patch)
+        make_checkpoint(root / 'plain.pth', CLASS_NAMES, num_classes=16)  # the demo's classes: validate.py scores it
+        make_checkpoint(root / 'groups.pth', [f'g{i}' for i in range(40)], seed=1, num_classes=40, num_of_groups=4)
+        make_checkpoint(root / 'zsl.pth', [f'seen {i}' for i in range(16)], seed=2, num_classes=16, zsl=1)
     torch.save(torch.randn(300, 5, generator=torch.Generator().manual_seed(3)), root / 'wordvecs.pth')
     (root / 'unseen.txt').write_text('\n'.join(f'unseen {i}' for i in range(5)))
     (root / 'pics').mkdir()
@@ -81,7 +93,7 @@ def assert_parity(model, runner, num_classes):
 
 
 @pytest.mark.parametrize('fmt', ['onnx', pytest.param('pt2', marks=slow)])
-def test_export_plain_head_parity_and_metadata(work, tmp_path, capfd, fmt):
+def test_export_plain_head_parity_and_metadata(work, shallow, tmp_path, capfd, fmt):
     out = tmp_path / f'plain.{fmt}'
     images = ['--check-images', work / 'pics'] if fmt == 'pt2' else []
     code, stdout, err = call_main(['--model-path', work / 'plain.pth', '--format', fmt, '--output', out] + images,
@@ -128,7 +140,7 @@ def assert_scripts_run_the_file(checkpoint, exported, tmp_path, capfd):
 
 
 @slow
-def test_export_group_decoding_head(work, tmp_path, capfd):
+def test_export_group_decoding_head(work, shallow, tmp_path, capfd):
     out = tmp_path / 'groups.onnx'
     code, _, err = call_main(['--model-path', work / 'groups.pth', '--output', out], capfd)
     assert code == 0, err
@@ -138,7 +150,7 @@ def test_export_group_decoding_head(work, tmp_path, capfd):
 
 
 @slow
-def test_export_zero_shot_head_bakes_in_the_word_vectors(work, tmp_path, capfd):
+def test_export_zero_shot_head_bakes_in_the_word_vectors(work, shallow, tmp_path, capfd):
     out = tmp_path / 'zsl.onnx'
     code, _, err = call_main(['--model-path', work / 'zsl.pth', '--wordvecs', work / 'wordvecs.pth',
                               '--class-names', work / 'unseen.txt', '--output', out], capfd)
@@ -149,7 +161,7 @@ def test_export_zero_shot_head_bakes_in_the_word_vectors(work, tmp_path, capfd):
     assert_parity(pytorch_model(work / 'zsl.pth', work / 'wordvecs.pth'), runner, 5)
 
 
-def test_tolerance_guard_removes_the_file(work, tmp_path, capfd, monkeypatch):
+def test_tolerance_guard_removes_the_file(work, shallow, tmp_path, capfd, monkeypatch):
     """A runner whose logits are off by 1e-3 of the largest: the check fails, no file is left, one line."""
     def perturbed(path, threads=None):
         runner, meta = load_onnx(path, threads)
@@ -186,7 +198,7 @@ def test_unreadable_and_foreign_onnx_files_are_one_line(tmp_path, monkeypatch):
         load_onnx(str(foreign))
 
 
-def test_bad_flags_are_one_line(work, tmp_path, capfd):
+def test_bad_flags_are_one_line(work, shallow, tmp_path, capfd):
     cases = [(['--model-path', work / 'zsl.pth'], ('zero-shot model', '--wordvecs')),
              (['--model-path', work / 'plain.pth', '--wordvecs', work / 'wordvecs.pth'], ('zero-shot checkpoints',)),
              (['--model-path', work / 'plain.pth', '--opset', 12], ('--opset 12', '18-23')),

@@ -1,8 +1,11 @@
 """End-to-end tests of train.py, train_zsl_nus.py, validate.py and infer.py on CPU, on tiny generated data.
 
-One training run (2 epochs) is shared by the tests of validate.py, infer.py and resume; the bad-input tests call
-the scripts' main() in this process (through the same run_main the scripts use) to save start-up time.
+One training run (2 epochs) is shared by the tests of validate.py, infer.py and resume; it and most other runs call
+the scripts' main() in this process (through the same run_main the scripts use) to save start-up time; the tests
+of a script as its own process (torchrun, --help, the exit status the shell sees) start it as a user would.
 """
+import contextlib
+import io
 import json
 import os
 import re
@@ -18,6 +21,7 @@ import train
 import train_zsl_nus
 import validate
 from src_files.data import demo_coco_root, demo_nus_root
+from src_files.engine import cli
 from tests.script_calls import assert_user_error, call_main  # noqa: F401 (used by other test modules too)
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
@@ -63,11 +67,15 @@ def nus(work):
 
 @pytest.fixture(scope='module')
 def trained(work, coco):
-    """train.py for 2 epochs straight: the run that validate/infer/resume tests use."""
+    """train.py for 2 epochs straight: the run that validate/infer/resume tests use (in this process, as call_main
+    runs it; a module's fixture has no capfd)."""
     out = work / 'straight'
-    code, stdout, stderr = run_script('train.py', ['--data', coco, '--epochs', 2, '--output-dir', out] + SMALL, work)
-    assert code == 0, stderr
-    return out, stdout
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+            pytest.raises(SystemExit) as exit_info:
+        cli.run_main(train.main, [str(a) for a in ['--data', coco, '--epochs', 2, '--output-dir', out] + SMALL])
+    assert exit_info.value.code == 0, stderr.getvalue()
+    return out, stdout.getvalue()
 
 
 def test_train_writes_checkpoints_metrics_and_plot(trained):
@@ -196,15 +204,15 @@ def test_infer_notes_a_size_that_differs_from_the_checkpoint(trained, coco, capf
     assert 'records --image-size 64; using --image-size 96 as given' in stdout
 
 
-def test_resume_continues_exactly(trained, coco, work):
+def test_resume_continues_exactly(trained, coco, work, capfd):
     out, _ = trained
     resumed = work / 'resumed'
     args = ['--data', coco, '--epochs', 2, '--output-dir', resumed] + SMALL
-    code, stdout, stderr = run_script('train.py', args + ['--stop-after', 1], work)
+    code, stdout, stderr = call_main(train, args + ['--stop-after', 1], capfd)
     assert code == 0, stderr
     assert torch.load(resumed / 'latest.pth', weights_only=True)['epoch'] == 1
     # Resumed with data-loading processes (the straight run had none): the augmentation draws are the same.
-    code, stdout, stderr = run_script('train.py', ['--resume', '--output-dir', resumed, '--workers', 2], work)
+    code, stdout, stderr = call_main(train, ['--resume', '--output-dir', resumed, '--workers', 2], capfd)
     assert code == 0, stderr
     assert 'resuming' in stdout and 'epoch 2/2' in stdout and 'epoch 1/2' not in stdout
     a = torch.load(out / 'latest.pth', weights_only=True)
@@ -217,7 +225,7 @@ def test_resume_continues_exactly(trained, coco, work):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a['history'][1]['mAP'] == b['history'][1]['mAP']
     # Resuming a finished run says so and succeeds (here through `--resume RUN_FOLDER`).
-    code, stdout, stderr = run_script('train.py', ['--resume', resumed], work)
+    code, stdout, stderr = call_main(train, ['--resume', resumed], capfd)
     assert code == 0 and 'already finished' in stdout, stdout + stderr
 
 
@@ -243,7 +251,9 @@ def test_torchrun_two_processes(trained, coco, work, capfd):
     assert len(m2) == 1 and float(m1[0].split()[1]) == pytest.approx(float(m2[0].split()[1]), abs=0.01)
 
 
-def test_train_zsl_nus_one_epoch(nus, work, capfd):
+def test_train_zsl_nus_one_epoch(nus, work, capfd, monkeypatch):
+    from small_models import shallow_tresnet_m
+    shallow_tresnet_m(monkeypatch)  # (fewer blocks: what is checked is the zero-shot head, metrics and report)
     out = work / 'zsl'
     code, stdout, stderr = call_main(train_zsl_nus, ['--data', nus, '--epochs', 1, '--output-dir', out, '--lowmem']
                                      + SMALL, capfd)  # --lowmem: the memory-saving backward trains end to end
@@ -424,8 +434,10 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
     and a graph break (planted here) gives a warning, since it costs most of the compiled speed. The aot_eager
     backend (no code generation) keeps this fast; the trainer's code path is the same. With --compile-mode
     reduce-overhead (CUDA graphs), the mode reaches torch.compile and every step is marked as a new one, so the
-    graphs may reuse the last step's memory."""
+    graphs may reuse the last step's memory. tresnet_m has fewer blocks here (every kind of block, fewer copies):
+    dynamo and AOT autograd trace the whole model op by op, three times."""
     import torch._dynamo
+    from small_models import shallow_tresnet_m
     from src_files.engine import trainer
     from src_files.models import compile as compile_module
     from src_files.models.tresnet.layers.norm_act import NormAct2d
@@ -436,6 +448,7 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
         return compile_module.compile_model(model, scope, backend='aot_eager')  # (aot_eager takes no mode)
 
     monkeypatch.setattr(trainer, 'compile_model', compile_without_codegen)
+    shallow_tresnet_m(monkeypatch)
     monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: step_marks.append(1))
     args = ['--data', coco, '--epochs', 1, '--compile'] + SMALL
     torch._dynamo.reset()

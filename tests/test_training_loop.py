@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from src_files.engine.loop import Precision, build_trainables, train_one_epoch
 from src_files.loss_functions.losses import AsymmetricLoss
-from src_files.models import create_model
+from small_models import small_tresnet
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
 
@@ -31,8 +31,10 @@ def _no_dropout(model):
 
 
 def _model_and_data(steps=3, batch=4, size=32, classes=5):
+    """A TResNet with one block per stage and a narrow head (small_tresnet: an Adam step in float64 costs time
+    per parameter, and what is compared does not depend on the model's size), and `steps` batches."""
     torch.manual_seed(0)
-    model = _no_dropout(create_model(model_name='tresnet_m', num_classes=classes, image_size=size)).double()
+    model = _no_dropout(small_tresnet(classes, layers=(1, 1, 1, 1), decoder_embedding=64)).double()
     g = torch.Generator().manual_seed(1)
     images = torch.rand(steps * batch, 3, size, size, generator=g, dtype=torch.float64)
     targets = (torch.rand(steps * batch, classes, generator=g) < 0.4).double()
