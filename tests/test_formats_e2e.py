@@ -1,6 +1,7 @@
 """Each dataset layout end to end: train.py trains one epoch on it, validate.py scores it and writes the scores
 file, and the printed mAP equals scikit-learn's AP computed from that file and the ground truth (unknown entries
-left out class by class; a class without a known positive counts 0, as in the published mAP)."""
+left out class by class; a class without a known positive counts 0, as in the published mAP; tied scores ranked
+either way)."""
 import csv
 import re
 
@@ -27,7 +28,10 @@ def coco(tmp_path_factory):
 
 
 def independent_map(scores_file, data_dir, data_format):
-    """mAP in percent from the scores CSV and the dataset's own targets, with scikit-learn."""
+    """mAP in percent from the scores CSV and the dataset's own targets, with scikit-learn -> (lowest, highest,
+    unknown entries). Images with equal scores (a probability saturated at float32's resolution near 1) may be
+    ranked either way, and scikit-learn and the published AP settle such ties differently: the lowest mAP ranks the
+    negatives of each tie first, the highest its positives; without ties the two are equal."""
     with open(scores_file, newline='') as f:
         rows = list(csv.reader(f))
     val = load_datasets(str(data_dir), data_format, need_train=False).val
@@ -35,12 +39,19 @@ def independent_map(scores_file, data_dir, data_format):
     assert len(rows) - 1 == len(val)
     scores = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
     targets = np.stack([target_of[row[0]] for row in rows[1:]])
-    aps = []
+    low, high = [], []
     for c in range(targets.shape[1]):
         known = targets[:, c] >= 0
-        positives = targets[known, c] == 1
-        aps.append(average_precision_score(positives, scores[known, c]) if positives.any() else 0.0)
-    return 100 * float(np.mean(aps)), int((targets < 0).sum())
+        positives, s = targets[known, c] == 1, scores[known, c]
+        if not positives.any():
+            low.append(0.0)
+            high.append(0.0)
+            continue
+        gaps = np.diff(np.unique(s))
+        nudge = (gaps.min() if gaps.size else 1.0) / 4 * np.where(positives, 1.0, -1.0)  # reorders ties only
+        low.append(average_precision_score(positives, s - nudge))
+        high.append(average_precision_score(positives, s + nudge))
+    return 100 * float(np.mean(low)), 100 * float(np.mean(high)), int((targets < 0).sum())
 
 
 @pytest.mark.parametrize('layout', sorted(LAYOUTS))
@@ -57,7 +68,8 @@ def test_train_and_validate_each_layout(layout, coco, tmp_path, capfd):
                                           '--workers', 0, '--save-scores', scores_file], capfd)
     assert code == 0, err
     printed = float(re.search(r'^mAP ([\d.]+)', out, re.M).group(1))
-    expected, unknown = independent_map(scores_file, data, fmt)
-    assert printed == pytest.approx(expected, abs=0.05)
+    lowest, highest, unknown = independent_map(scores_file, data, fmt)
+    assert lowest - 0.05 <= printed <= highest + 0.05, (lowest, printed, highest)
+    assert highest - lowest < 5  # ties in a class or two at most: the check stays sharp
     assert (unknown > 0) == (layout in ('voc', 'openimages'))
     assert (f'{unknown} of ' in out) == (unknown > 0), out
