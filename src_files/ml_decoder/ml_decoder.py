@@ -109,9 +109,13 @@ class MLDecoder(nn.Module):
         self.input_fmt = input_fmt
         self.impl = 'fast'
 
+        # Created in the published order (the input projection, the queries, then the layer), so that a seed draws
+        # the published initial weights; registered in the published state-dict order below.
+        embed_standart = nn.Linear(initial_num_features, embed_dim)
+        query_embed = None if self.zsl else nn.Embedding(num_groups, embed_dim)
         decoder = _DecoderStack(TransformerDecoderLayerOptimal(embed_dim, nhead=8, dim_feedforward=2048,
                                                                dropout=0.1))
-        decoder.embed_standart = nn.Linear(initial_num_features, embed_dim)
+        decoder.embed_standart = embed_standart
         self.decoder = decoder
         if self.zsl:
             # Queries come from the word vectors of the classes being scored ([n, 300]); set at run time by
@@ -122,7 +126,7 @@ class MLDecoder(nn.Module):
             decoder.duplicate_pooling_bias = nn.Parameter(torch.empty(1))
             self.duplicate_factor = 1
         else:
-            decoder.query_embed = nn.Embedding(num_groups, embed_dim)
+            decoder.query_embed = query_embed
             decoder.query_embed.requires_grad_(False)  # the published queries are fixed, not learned
             self.duplicate_factor = -(-num_classes // num_groups)  # ceil; published int(n / G + 0.999) fell
             # short when G > 1000 and n / G was just over an integer (equal wherever that worked)
