@@ -9,7 +9,10 @@ The default data is the handwritten-digits multi-label set (src_files/data/digit
 lr 1e-3, no augmentation, fp32 on --device). Runners, alternated seed by seed so a study cut short stays balanced:
 - engine: `python train.py ... --seed S` in a subprocess; its best mAP of the model (not of the EMA) is read
   from the run's metrics.csv;
-- plain: the published training loop, written out below over this project's modules.
+- plain: the published training loop, written out below over this project's modules;
+- published: the same loop over the published model's construction (published_model.py: the published module
+  classes and initialisation order, InPlaceABN's own backward, torch's MultiheadAttention and the per-group loop in
+  the head). With the same seed it starts from the same weights as `plain` and shuffles the data the same way.
 Each finished run appends one JSON line to OUT/results.jsonl (a study that is stopped keeps its runs, and a
 run already in that file is not repeated); the summary prints the mean, sd, min and max per runner.
 """
@@ -35,8 +38,9 @@ def parse_seeds(text):
     return seeds
 
 
-def plain_loop(args, seed):
-    """The published loop: -> list of the model's mAP after each epoch."""
+def plain_loop(args, seed, published_model=False):
+    """The published loop: -> list of the model's mAP after each epoch. Over this project's model, or with
+    published_model=True over the published model's construction (published_model.py)."""
     import torch
     from torch.utils.data import DataLoader
     from src_files.data import coco_datasets
@@ -53,8 +57,12 @@ def plain_loop(args, seed):
                                        val_transform(args.image_size))
     device = torch.device(args.device)
     torch.manual_seed(seed)
-    model = create_model(model_name=args.model_name, num_classes=len(train_set.class_names),
-                         image_size=args.image_size).to(device)
+    if published_model:
+        from published_model import published_tresnet
+        model = published_tresnet(args.model_name, num_classes=len(train_set.class_names)).to(device)
+    else:
+        model = create_model(model_name=args.model_name, num_classes=len(train_set.class_names),
+                             image_size=args.image_size).to(device)
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.workers)
     ema = ModelEma(model, 0.9997)
     criterion = AsymmetricLoss(gamma_neg=4, gamma_pos=0, clip=0.05, disable_torch_grad_focal_loss=True)
@@ -107,7 +115,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data', default='', help="COCO-layout folder (default: the handwritten-digits set)")
     parser.add_argument('--seeds', default='0-7', help="seeds, e.g. 0-7 or 0,3,5 (default 0-7)")
-    parser.add_argument('--runners', default='engine,plain', help="engine, plain or both (default both)")
+    parser.add_argument('--runners', default='engine,plain',
+                        help="comma-separated: engine, plain, published (default engine,plain)")
     parser.add_argument('--model-name', default='tresnet_m')
     parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--epochs', type=int, default=6)
@@ -120,27 +129,34 @@ def main(argv=None):
     if not args.data:
         from src_files.data.digits import digits_coco_root
         args.data = digits_coco_root()
+    runners = {'engine': engine_run, 'plain': plain_loop,
+               'published': lambda args, seed: plain_loop(args, seed, published_model=True)}
+    run_study(args, {name: runners[name] for name in args.runners.split(',')})
+
+
+def run_study(args, runners):
+    """Run each of `runners` (name -> function(args, seed) -> mAP after each epoch) for each of args.seeds,
+    appending one JSON line per finished run to args.out/results.jsonl and skipping runs already there; then print
+    the summary."""
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, 'results.jsonl')
     rows = []
     if os.path.isfile(results):
         with open(results) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-    runners = {'engine': engine_run, 'plain': plain_loop}
     for seed in parse_seeds(args.seeds):
-        for runner in args.runners.split(','):
-            if any(r['runner'] == runner and r['seed'] == seed for r in rows):
+        for name, runner in runners.items():
+            if any(r['runner'] == name and r['seed'] == seed for r in rows):
                 continue
             t0 = time.time()
-            curve = runners[runner](args, seed)
-            row = {'runner': runner, 'seed': seed, 'best': max(curve), 'curve': [round(c, 2) for c in curve],
+            curve = runner(args, seed)
+            row = {'runner': name, 'seed': seed, 'best': max(curve), 'curve': [round(c, 2) for c in curve],
                    'seconds': round(time.time() - t0)}
             rows.append(row)
             with open(results, 'a') as f:
                 f.write(json.dumps(row) + '\n')
             print(json.dumps(row), flush=True)
     print(summary(rows))
-
 
 if __name__ == '__main__':
     main()

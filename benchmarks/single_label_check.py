@@ -18,17 +18,15 @@ prints the best top-1 per runner (mean, sd, min, max over seeds).
 """
 import argparse
 import csv
-import json
 import os
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
-from seed_study import parse_seeds, summary  # noqa: E402 (after the path set-up)
+from seed_study import run_study  # noqa: E402 (after the path set-up)
 
 
 def plain_loop(args, seed):
@@ -110,27 +108,9 @@ def main(argv=None):
     if not args.data:
         from src_files.data.digits import digits_imagefolder_root
         args.data = digits_imagefolder_root(None, *map(int, args.digits.split(',')))
-    os.makedirs(args.out, exist_ok=True)
-    results = os.path.join(args.out, 'results.jsonl')
-    rows = []
-    if os.path.isfile(results):
-        with open(results) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
     runners = {'engine': engine_run, 'plain': plain_loop}
     name = {'engine': f'engine {args.engine_flags}'.strip(), 'plain': 'plain'}
-    for seed in parse_seeds(args.seeds):
-        for runner in args.runners.split(','):
-            if any(r['runner'] == name[runner] and r['seed'] == seed for r in rows):
-                continue
-            t0 = time.time()
-            curve = runners[runner](args, seed)
-            row = {'runner': name[runner], 'seed': seed, 'best': max(curve), 'curve': [round(c, 2) for c in curve],
-                   'seconds': round(time.time() - t0)}
-            rows.append(row)
-            with open(results, 'a') as f:
-                f.write(json.dumps(row) + '\n')
-            print(json.dumps(row), flush=True)
-    print(summary(rows))
+    run_study(args, {name[runner]: runners[runner] for runner in args.runners.split(',')})
 
 
 if __name__ == '__main__':

@@ -98,6 +98,8 @@ def test_seed_study_runs_the_plain_loop_and_summarises(tmp_path):
                               image_size=32, epochs=1, batch_size=8, lr=1e-3, workers=0, device='cpu')
     curve = seed_study.plain_loop(args, seed=0)
     assert len(curve) == 1 and 0 < curve[0] <= 100
+    published = seed_study.plain_loop(args, seed=0, published_model=True)  # the 'published' runner
+    assert len(published) == 1 and 0 < published[0] <= 100
     text = seed_study.summary([{'runner': 'plain', 'best': 60.0}, {'runner': 'plain', 'best': 64.0},
                                {'runner': 'engine', 'best': 61.0}])
     assert 'plain   n= 2 mean  62.00 sd  2.83' in text and 'engine  n= 1 mean  61.00' in text
