@@ -103,3 +103,33 @@ def test_seed_study_runs_the_plain_loop_and_summarises(tmp_path):
     text = seed_study.summary([{'runner': 'plain', 'best': 60.0}, {'runner': 'plain', 'best': 64.0},
                                {'runner': 'engine', 'best': 61.0}])
     assert 'plain   n= 2 mean  62.00 sd  2.83' in text and 'engine  n= 1 mean  61.00' in text
+
+
+def test_study_driver_records_each_run_once_and_keeps_finished_runs(tmp_path, capsys):
+    """seed_study.run_study (also single_label_check's): one JSON line per finished run; a second call with the
+    same file runs only what is missing; a runner that fails leaves the runs before it in the file."""
+    import argparse
+    import json
+    import sys
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1] / 'benchmarks'))
+    import seed_study
+    calls = []
+
+    def runner(name, fail_at=None):
+        def run(args, seed):
+            if seed == fail_at:
+                raise RuntimeError('stopped')
+            calls.append((name, seed))
+            return [10.0 + seed, 20.0 + seed]
+        return run
+
+    args = argparse.Namespace(out=str(tmp_path), seeds='0-2')
+    with pytest.raises(RuntimeError):
+        seed_study.run_study(args, {'a': runner('a'), 'b': runner('b', fail_at=1)})
+    assert calls == [('a', 0), ('b', 0), ('a', 1)]
+    seed_study.run_study(args, {'a': runner('a'), 'b': runner('b')})
+    assert calls[3:] == [('b', 1), ('a', 2), ('b', 2)]
+    rows = [json.loads(line) for line in (tmp_path / 'results.jsonl').read_text().splitlines()]
+    assert [(r['runner'], r['seed'], r['best']) for r in rows] == [
+        ('a', 0, 20.0), ('b', 0, 20.0), ('a', 1, 21.0), ('b', 1, 21.0), ('a', 2, 22.0), ('b', 2, 22.0)]
+    assert 'a       n= 3 mean  21.00 sd  1.00' in capsys.readouterr().out
