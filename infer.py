@@ -31,6 +31,7 @@ from src_files.engine.predictions import (IMAGE_EXTENSIONS, LIST_EXTENSIONS, Pre
                                           class_thresholds, list_images, load_thresholds, pick_labels,
                                           relative_names)
 from src_files.errors import UserError
+from src_files.helper_functions.augmentations import to_float
 
 DEMO_IMAGES = 8  # how many images of the demo dataset --demo labels
 
@@ -206,7 +207,7 @@ def thresholds_per_class(args, class_names, any_score=False):
 
 def score_batch(job, readable):
     """(probabilities [B, C] as numpy, attention maps [B, Q, H', W'] or None) of the readable images of a batch."""
-    inputs = torch.stack([tensor for _, tensor, _ in readable]).to(device=job.device, dtype=job.dtype)
+    inputs = to_float(torch.stack([tensor for _, tensor, _ in readable]).to(job.device)).to(job.dtype)
     if job.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     maps = None
@@ -306,7 +307,8 @@ def main(argv=None):
         job.head = find_head(model)
 
     from src_files.helper_functions.augmentations import val_transform
-    batches = image_batches(paths, val_transform(args.image_size), bool(args.save_path or args.save_attention),
+    transform = val_transform(args.image_size, cli.uint8_batches(args, device))
+    batches = image_batches(paths, transform, bool(args.save_path or args.save_attention),
                             args.batch_size, args.workers)
     with PredictionWriter(args.output) if args.output else nullcontext() as job.writer:
         skipped = label_all(job, batches)

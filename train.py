@@ -43,7 +43,8 @@ def main(argv=None):
     from src_files.helper_functions.augmentations import val_transform
     from src_files.models import create_model
 
-    splits = data_args.load(args, recipes.train_transform(args), val_transform(args.image_size))
+    uint8 = cli.uint8_batches(args, info.device)
+    splits = data_args.load(args, recipes.train_transform(args, uint8), val_transform(args.image_size, uint8))
     recipes.resolve_task(args, explicit, splits.task)
     task = tasks.train_task(args, splits, info)
     if info.is_main:

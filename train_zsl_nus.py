@@ -47,8 +47,9 @@ def main(argv=None):
     from src_files.ml_decoder.ml_decoder import update_wordvecs
     from src_files.models import create_model
 
-    nus = load_nus_wide_zsl(args.data, train_transform(args.image_size, augment=not args.no_aug),
-                            val_transform(args.image_size))
+    uint8 = cli.uint8_batches(args, info.device)
+    nus = load_nus_wide_zsl(args.data, train_transform(args.image_size, augment=not args.no_aug, uint8=uint8),
+                            val_transform(args.image_size, uint8))
     n_seen = len(nus.seen_classes)
     if args.num_classes is None:
         args.num_classes = n_seen

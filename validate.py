@@ -182,7 +182,7 @@ def main(argv=None):
         args.data = demo_nus_root() if args.zsl else demo_coco_root()
     model = maybe_compile(model, args)
     from src_files.helper_functions.augmentations import val_transform
-    transform = val_transform(args.image_size)
+    transform = val_transform(args.image_size, cli.uint8_batches(args, info.device))
     if args.zsl:
         results, n_images, seconds, precision = score_zsl(args, model, info, dtype, channels_last, transform)
     else:

@@ -5,6 +5,7 @@ the scripts' main() in this process (through the same run_main the scripts use) 
 of a script as its own process (torchrun, --help, the exit status the shell sees) start it as a user would.
 """
 import contextlib
+import csv
 import io
 import json
 import os
@@ -82,12 +83,14 @@ def test_train_writes_checkpoints_metrics_and_plot(trained):
     out, stdout = trained
     lines = [line for line in stdout.splitlines() if line.startswith('epoch ')]
     assert len(lines) == 2 and lines[1].startswith('epoch 2/2 loss ') and ' mAP_ema ' in lines[1]
-    assert ' best ' in lines[1]
+    assert ' best ' in lines[1] and re.search(r'img/s, \d+% waiting for data, \d+ s eval\)$', lines[1]), lines[1]
     for name in ('latest.pth', 'best.pth', 'metrics.csv', 'curves.png'):
         assert (out / name).is_file(), name
     assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
     rows = (out / 'metrics.csv').read_text().splitlines()
     assert rows[0].startswith('epoch,loss,mAP,mAP_ema,best') and len(rows) == 3
+    waits = [float(row['data_wait']) for row in csv.DictReader(rows)]
+    assert all(0 <= wait < 1 for wait in waits), waits
     best = torch.load(out / 'best.pth', weights_only=True)
     assert set(best) >= {'model', 'idx_to_class'} and best['idx_to_class'][0] == 'red circle'
     assert len(best['model']) == 451  # TResNet-M + ML-Decoder, the model-zoo layout

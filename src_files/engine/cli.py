@@ -208,6 +208,9 @@ def add_speed_args(parser, training=True):
         g.add_argument('--lowmem', action=argparse.BooleanOptionalAction, default=False,
                        help="memory-saving backward with the same math: InPlaceABN-style norms keep only their "
                             "output and squeeze-excite products are recomputed instead of kept")
+    g.add_argument('--uint8-batches', action=argparse.BooleanOptionalAction, default=True,
+                   help="on CUDA, the loader processes send the images as uint8 and the GPU scales them to [0, 1] "
+                        "(the same values as on the CPU): a quarter of the bytes to copy, and less CPU work per image")
     g.add_argument('--cudnn-benchmark', action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest convolution algorithms")
     g.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
@@ -220,6 +223,11 @@ def add_speed_args(parser, training=True):
                         "launch per graph instead of one per kernel; single process only) and max-autotune also "
                         "times kernel choices (a long compile)")
     return g
+
+
+def uint8_batches(args, device):
+    """Whether the transforms should end in uint8 tensors (--uint8-batches, which acts on CUDA only)."""
+    return device.type == 'cuda' and getattr(args, 'uint8_batches', True)
 
 
 def add_device_arg(parser):

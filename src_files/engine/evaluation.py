@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from src_files.engine import distributed
+from src_files.helper_functions.augmentations import to_float
 from src_files.helper_functions.metrics import mAP, threshold_metrics
 
 
@@ -38,7 +39,7 @@ def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dt
     bar = tqdm(loader, desc=desc, disable=not info.is_main, leave=False, dynamic_ncols=True, mininterval=1.0)
     try:
         for images, target in bar:
-            images = images.to(device, non_blocking=True)
+            images = to_float(images.to(device, non_blocking=True))  # (uint8 batches: scaled on the device)
             if input_dtype is not None:
                 images = images.to(input_dtype)
             if channels_last and device.type == 'cuda':

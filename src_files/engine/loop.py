@@ -18,6 +18,7 @@ from src_files.engine import distributed
 from src_files.engine.evaluation import autocast
 from src_files.engine.loop_helpers import LossMeter
 from src_files.engine.run_setup import AMP_DTYPES, resolve_amp
+from src_files.helper_functions.augmentations import to_float
 from src_files.helper_functions.ema import ModelEma
 from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import AsymmetricLoss
@@ -103,6 +104,16 @@ class EpochStats:
     images: int  # over all processes
     seconds: float
     compile_seconds: float = 0.0
+    data_seconds: float = 0.0  # spent waiting for the loader (the first batch of the epoch included)
+
+    @property
+    def images_per_second(self):
+        return self.images / max(self.seconds - self.compile_seconds, 1e-9)
+
+    @property
+    def data_share(self):
+        """The part of the training time (compilation left out) spent waiting for batches."""
+        return self.data_seconds / max(self.seconds - self.compile_seconds, 1e-9)
 
 
 def train_step(train_model, parts, images, targets, precision):
@@ -126,12 +137,14 @@ def train_one_epoch(train_model, parts, loader, precision, info=None, clock=None
     cuda = precision.device.type == 'cuda'
     meter = LossMeter(info, sync_every=10 if cuda else 1)
     train_model.train()
-    t0, images_seen, steps = time.time(), 0, len(loader)
+    t0, images_seen, steps, waited = time.time(), 0, len(loader), 0.0
     bar = tqdm(total=steps, desc=desc, disable=not info.is_main, leave=False, dynamic_ncols=True, mininterval=1.0)
     try:
+        fetch_start = time.time()
         for step, (images, targets) in enumerate(loader):
             step_start = time.time()
-            images = images.to(precision.device, non_blocking=cuda)
+            waited += step_start - fetch_start
+            images = to_float(images.to(precision.device, non_blocking=cuda))  # (uint8 batches: scaled there)
             targets = targets.to(precision.device, non_blocking=cuda)
             if parts.mix is not None:  # (--recipe a2: timm's Mixup / CutMix; the published recipe has none)
                 images, targets = parts.mix(images, targets)
@@ -147,8 +160,9 @@ def train_one_epoch(train_model, parts, loader, precision, info=None, clock=None
                 bar.update(meter.flush(step))
                 elapsed = max(time.time() - t0 - (clock.seconds if clock else 0.0), 1e-9)
                 bar.set_postfix(loss=f"{meter.mean:.2f}", lr=f"{parts.scheduler.get_last_lr()[0]:.2e}",
-                                img_s=f"{images_seen / elapsed:.0f}", refresh=False)
+                                img_s=f"{images_seen / elapsed:.0f}", data=f"{waited / elapsed:.0%}", refresh=False)
+            fetch_start = time.time()
     finally:
         bar.close()
     return EpochStats(distributed.mean_over_ranks(info, meter.mean), steps, images_seen, time.time() - t0,
-                      clock.seconds if clock else 0.0)
+                      clock.seconds if clock else 0.0, waited)

@@ -170,19 +170,21 @@ def mixing(args):
     return (getattr(args, 'mixup', None) or 0) > 0 or (getattr(args, 'cutmix', None) or 0) > 0
 
 
-def train_transform(args):
+def train_transform(args, uint8=False):
     """The published augmentation, or with --recipe a2 timm's (RandomResizedCrop + flip + RandAugment, bicubic),
-    both giving [0, 1] tensors as the evaluation transform does; --no-aug: resize only."""
+    both giving [0, 1] tensors as the evaluation transform does (`uint8`: their uint8 values, for
+    augmentations.to_float); --no-aug: resize only."""
     from torchvision import transforms
 
     from src_files.helper_functions.augmentations import train_transform as published
     if getattr(args, 'recipe', 'published') != 'a2' or args.no_aug:
-        return published(args.image_size, augment=not args.no_aug)
+        return published(args.image_size, augment=not args.no_aug, uint8=uint8)
     from timm.data import create_transform
     primary, secondary, _ = create_transform(args.image_size, is_training=True, interpolation='bicubic',
                                              auto_augment=None if args.rand_aug == 'none' else args.rand_aug,
                                              color_jitter=None, separate=True)
-    return transforms.Compose([primary, secondary, transforms.ToTensor()])  # (timm's last part normalises)
+    last = transforms.PILToTensor() if uint8 else transforms.ToTensor()
+    return transforms.Compose([primary, secondary, last])  # (timm's last part, left out, normalises)
 
 
 def single_label_loss(args):

@@ -69,10 +69,10 @@ def evaluate_and_save(args, task, parts, progress, precision, stats, out_dir, in
     improved = score > progress.best
     if improved:
         progress.best, progress.best_epoch = score, progress.epoch + 1
-    rate = stats.images / max(stats.seconds - stats.compile_seconds, 1e-9)
+    rate = stats.images_per_second
     row = {'epoch': progress.epoch + 1, 'loss': stats.loss, m: res_model[m], f'{m}_ema': res_ema[m],
            'best': progress.best, 'lr': parts.scheduler.get_last_lr()[0], 'train_s': stats.seconds,
-           'eval_s': eval_time, 'images_per_s': rate}
+           'eval_s': eval_time, 'images_per_s': rate, 'data_wait': stats.data_share}
     row.update(res_model.get('details', {}))
     row.update({k + '_ema': v for k, v in res_ema.get('details', {}).items()})
     progress.history.append(row)
@@ -96,8 +96,8 @@ def evaluate_and_save(args, task, parts, progress, precision, stats, out_dir, in
     text = (res_ema if use_ema else res_model).get('text')
     if text:
         line += f" | {'ema' if use_ema else 'model'}: {text}"
-    return line + (f" ({stats.seconds:.0f} s train at {rate:.{0 if rate >= 10 else 1}f} img/s, {eval_time:.0f} s "
-                   f"eval)")
+    return line + (f" ({stats.seconds:.0f} s train at {rate:.{0 if rate >= 10 else 1}f} img/s, "
+                   f"{stats.data_share:.0%} waiting for data, {eval_time:.0f} s eval)")
 
 
 def _args_dict(args):
@@ -217,6 +217,9 @@ def _epochs(args, info, task, parts, progress, precision, loader, train_model, c
         line = evaluate_and_save(args, task, parts, progress, precision, stats, out_dir, info)
         if line:
             LOG.info(line)
+            note = data_bound_note(args, stats) if epochs_run == 0 else None
+            if note:
+                LOG.info(note)
         epochs_run += 1
         distributed.barrier(info)
         if args.stop_after and epochs_run >= args.stop_after and epoch + 1 < args.epochs:
@@ -231,6 +234,14 @@ def _epochs(args, info, task, parts, progress, precision, loader, train_model, c
         LOG.info(f"done: best {task.metric_name} {progress.best:.2f} at epoch {progress.best_epoch}; {where}, "
                  f"curves in {os.path.join(out_dir, 'curves.png')}")
     return 0
+
+
+def data_bound_note(args, stats, bound=0.25):
+    """The note printed after the first epoch when the training waited for batches more than `bound` of its time."""
+    if stats.data_share <= bound:
+        return None
+    return (f"note: the training waited for batches {stats.data_share:.0%} of the time: the data loading limits its "
+            f"speed (--workers {args.workers}; BENCHMARKS.md, 'Data loading', gives what one CPU core delivers)")
 
 
 def _print_start(args, info, raw, task, steps_per_epoch, precision, out_dir):

@@ -8,6 +8,7 @@ other modes are converted first, as the published loaders did with ``.convert('R
 import random
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from torchvision import transforms
 
@@ -120,15 +121,38 @@ class RandAugment:
         return img
 
 
-def train_transform(image_size, augment=True):
-    """Resize to (size, size), then Cutout + RandAugment when ``augment``, then a [3, s, s] tensor in [0, 1]."""
+def _to_tensor(uint8):
+    """The last step: ToTensor's float [0, 1] tensor, or with `uint8` the bytes as they are (to_float scales them
+    later, on the training device, to the same values)."""
+    return transforms.PILToTensor() if uint8 else transforms.ToTensor()
+
+
+def train_transform(image_size, augment=True, uint8=False):
+    """Resize to (size, size), then Cutout + RandAugment when ``augment``, then a [3, s, s] tensor in [0, 1] (or
+    its uint8 values, for to_float)."""
     steps = [transforms.Resize((image_size, image_size))]
     if augment:
         steps += [CutoutPIL(cutout_factor=0.5), RandAugment()]
-    steps.append(transforms.ToTensor())
+    steps.append(_to_tensor(uint8))
     return transforms.Compose(steps)
 
 
-def val_transform(image_size):
-    """Resize to (size, size) and convert to a [3, s, s] tensor in [0, 1] (no mean/std normalisation)."""
-    return transforms.Compose([transforms.Resize((image_size, image_size)), transforms.ToTensor()])
+def val_transform(image_size, uint8=False):
+    """Resize to (size, size) and convert to a [3, s, s] tensor in [0, 1] (no mean/std normalisation; or its
+    uint8 values, for to_float)."""
+    return transforms.Compose([transforms.Resize((image_size, image_size)), _to_tensor(uint8)])
+
+
+_LEVELS = {}  # (device, float dtype) -> the 256 floats ToTensor makes of the uint8 levels
+
+
+def to_float(images):
+    """A batch of a uint8 transform as ToTensor would have given it: float [0, 1], bit for bit, on the batch's
+    device. Each level is looked up among the 256 values ToTensor's division gives on the CPU (the GPU divides
+    by multiplying with 1/255, which rounds 126 of them differently). Float batches are returned as they are."""
+    if images.dtype != torch.uint8:
+        return images
+    key = (images.device, torch.get_default_dtype())  # (ToTensor gives the default dtype)
+    if key not in _LEVELS:
+        _LEVELS[key] = torch.arange(256, dtype=torch.uint8).to(key[1]).div(255).to(images.device)
+    return _LEVELS[key][images.int()]
