@@ -4,13 +4,22 @@
 #   SMOKE=1 bash benchmarks/gpu_all.sh        # the same commands at toy sizes on the CPU (a dry run)
 #   PART=explore bash benchmarks/gpu_all.sh   # instead: what main's changes give, then what to try next
 #   PART=all bash benchmarks/gpu_all.sh       # both, then train.py, 9605 classes, other modes, head, norm
+#   PART=jpeg,mxl bash benchmarks/gpu_all.sh  # some sections of main only (a second call after a cut-short one)
+# PART=main is the sections ltrain (TResNet-L 448 training), linfer (its inference), jpeg (train.py and validate.py
+# on JPEG files against the synthetic rate of ltrain's mode) and mxl (TResNet-M 224 and XL 640 training).
 # Each measurement runs on its own with a time limit, so one failure does not stop the rest; if TResNet-L training
 # or inference fails in main, the mode it was measured before that change is measured instead. Every benchmark
 # prints its table (the published recipe measured in the same run as its baseline) to stdout and to LOG; the
 # tables of BENCHMARKS.md are copied from there, with the command, the machine and the date.
 set -u
 part=${PART:-main}
-case $part in main|explore|all) ;; *) echo "PART must be main, explore or all, not '$part'" >&2; exit 2 ;; esac
+sections=",$(echo "$part" | sed 's/\bmain\b/ltrain,linfer,jpeg,mxl/; s/\ball\b/ltrain,linfer,jpeg,mxl,explore,extra/'),"
+for s in ${sections//,/ }; do
+  case $s in ltrain|linfer|jpeg|mxl|explore|extra) ;;
+    *) echo "PART: '$s' is not main, explore, all or a section (ltrain, linfer, jpeg, mxl, extra)" >&2; exit 2 ;;
+  esac
+done
+want() { [[ $sections == *",$1,"* ]]; }
 log=$(realpath -m "${1:-gpu_all.log}")  # relative to where it is started
 mkdir -p "$(dirname "$log")"
 profiles="$(dirname "$log")/profiles"  # every kernel of each profile, one CSV per mode
@@ -20,6 +29,9 @@ limit=300
 if [ "${SMOKE:-0}" = 1 ]; then
   toy="--device cpu --iters 1 --warmup 0"
   L="--model-name tresnet_m --image-size 64 --batch-size 2 $toy"; M="$L"; XL="$L"; IL="$L"; H="--device cpu --batch-size 2 --iters 1"; N="--device cpu --shape 2,8,8,8 --iters 1"
+  # (the mode of the JPEG runs: fast, as compiling takes minutes on a CPU)
+  J="--device cpu --model-name tresnet_m --image-size 64 --batch-size 4 --steps 3 --val-images 8 --distinct 10 --mode fast"
+  J="$J --iters 1 --warmup 0 --loader-batches 2"; JM="$J --variants noaug"
   P=1; limit=900
 else
   # published TResNet-M measured 910.8 and 1093.4 images/s minutes apart (15 steps): longer runs, a few seconds each
@@ -28,6 +40,9 @@ else
   M="--model-name tresnet_m --image-size 224 --batch-size 128 --iters 40 --warmup 5"
   XL="--model-name tresnet_xl --image-size 640 --batch-size 16 --iters 20 --warmup 5"
   H="--batch-size 56"; N=""
+  # train.py for 2 epochs of 200 steps on 640x480 JPEGs, with uint8 batches (its default) and with float32 ones
+  J="--model-name tresnet_l --image-size 448 --batch-size 56 --steps 200 --val-images 1000 --variants default,float"
+  JM="--model-name tresnet_m --image-size 224 --batch-size 128 --steps 150 --val-images 1000 --variants default,noaug"
   P=3
 fi
 prof=(--profile "$P" --profile-dir "$profiles")
@@ -40,25 +55,36 @@ run() {  # returns the benchmark's exit status (124: stopped by the time limit)
 fallback() { echo "# that failed: measuring the fallback instead" | tee -a "$log"; run "$@"; }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
   python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
-if [ "$part" = main ] || [ "$part" = all ]; then
-  echo "# == main: TResNet-L 448 training and inference, TResNet-M and XL training ==" | tee -a "$log"
+mode=published,fast+lowmem+regional+cudagraphs
+first_line=$(($(wc -l < "$log") + 1))  # this invocation's part of the log
+if want ltrain; then
+  echo "# == TResNet-L 448 training ==" | tee -a "$log"
   # Training: the memory-saving backward, each distinct block compiled once, CUDA graphs, and inductor's raised
   # store-vs-recompute thresholds (compile.py RECOMPUTE_OPTIONS). Each mode prints a line when measured.
   # A fast mode is profiled only if it is below the given multiple of the published rate (a profile of what
   # limits it; PART=explore profiles all).
-  mode=published,fast+lowmem+regional+cudagraphs
   run bench_train.py $L --modes $mode "${prof[@]}" --profile-below 3 ||
     fallback bench_train.py $L --modes published,fast+lowmem+cudagraphs "${prof[@]}" --profile-below 3
+fi
+if want linfer; then
   # Inference: CUDA graphs and the matrix products autotuned (compile.py GEMM_AUTOTUNE_OPTIONS: 1x1 convolutions
   # as Triton matrix products with the bias, activation and residual applied as they write, if they time faster).
   run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune "${prof[@]}" --profile-below 2.5 ||
     fallback bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}" --profile-below 2.5
-  # TResNet-M 224 and XL 640 training
+fi
+if want jpeg; then
+  # train.py and validate.py on JPEG files, in ltrain's fast mode; its synthetic rate is taken from ltrain's line
+  # above when this call measured it (else bench_jpeg_train.py measures it).
+  synthetic=$(tail -n +"$first_line" "$log" | sed -n "s/^# ${mode#published,}: \([0-9.]*\) images\/s.*/\1/p" | tail -1)
+  [ "${SMOKE:-0}" = 1 ] && synthetic=""  # (the dry run's JPEG mode is another)
+  run bench_jpeg_train.py --mode "${mode#published,}" $J ${synthetic:+--synthetic-rate "$synthetic"}
+fi
+if want mxl; then
   run bench_train.py $M --modes $mode "${prof[@]}" --profile-below 2
   run bench_train.py $XL --modes $mode "${prof[@]}" --profile-below 2
-  echo "# == main done after $SECONDS s ==" | tee -a "$log"; echo | tee -a "$log"
 fi
-if [ "$part" = explore ] || [ "$part" = all ]; then
+echo "# == $part done after $SECONDS s ==" | tee -a "$log"; echo | tee -a "$log"
+if want explore; then
   # What each change of main gives, measured against the same thing without it: inference without the autotuned
   # matrix products, TResNet-L training with inductor's own thresholds (+stock).
   run bench_infer.py $IL --modes published,fast+cudagraphs "${prof[@]}"
@@ -69,11 +95,13 @@ if [ "$part" = explore ] || [ "$part" = all ]; then
   run bench_infer.py $IL --modes published,fast+cudagraphs+mmtune+cdtune "${prof[@]}"
   run bench_train.py $L --modes published,fast+lowmem+regional+cudagraphs+autotune "${prof[@]}"
 fi
-if [ "$part" = all ]; then
+if want extra; then
   # train.py itself with CUDA graphs against its eager default, demo data, same seed: loss and mAP per epoch
   run ../train.py --demo --epochs 3 --output-dir /tmp/gpu_all_demo_eager
   run ../train.py --demo --epochs 3 --compile --compile-mode reduce-overhead --compile-scope regional --lowmem \
     --output-dir /tmp/gpu_all_demo_cudagraphs
+  # TResNet-M 224 on JPEGs: the fastest training, so the data pipeline's hardest case (with and without augmentation)
+  run bench_jpeg_train.py --mode "${mode#published,}" $JM
   # the whole-model compile with CUDA graphs and without, eager, and 9605 classes
   run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile "${prof[@]}"
   run bench_train.py $M --modes published,fast+lowmem+cudagraphs,fast

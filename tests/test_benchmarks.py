@@ -375,3 +375,38 @@ def test_gpu_all_runs_only_scripts_and_modes_that_exist():
         for modes in re.findall(r'--modes\s+(\S+)', rest.replace('$mode', re.search(r'mode=(\S+)', text).group(1))):
             for mode in modes.split(','):
                 parse_mode(mode)  # SystemExit for a mode the benchmarks no longer know
+
+
+def test_jpeg_benchmark_maps_modes_to_train_flags_and_jpeg_folder_links_copies(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import json
+
+    from bench_jpeg_train import train_flags
+    from jpeg_coco import write
+
+    from src_files.data.coco import coco_split
+    assert train_flags('fast') == []
+    assert train_flags('fast+lowmem+regional+cudagraphs') == ['--lowmem', '--compile', '--compile-scope', 'regional',
+                                                             '--compile-mode', 'reduce-overhead']
+    assert train_flags('fast+compile') == ['--compile', '--compile-scope', 'full', '--compile-mode', 'default']
+    for mode in ('published', 'fast+mmtune'):
+        with pytest.raises(SystemExit):
+            train_flags(mode)
+    root = write(str(tmp_path / 'coco'), 7, 3, 40, 30, distinct=4, processes=2)
+    files = sorted((tmp_path / 'coco').glob('*2014/*.jpg'))
+    assert len(files) == 10 and len({f.stat().st_ino for f in files}) == 4  # 4 drawn, 6 hard links to them
+    train = coco_split(root, 'train')
+    assert len(train) == 7 and train[6][0].size == (40, 30)
+    annotations = json.loads((tmp_path / 'coco' / 'annotations' / 'instances_val2014.json').read_text())
+    assert len(annotations['images']) == 3 and len(annotations['categories']) == 80
+
+
+def test_data_benchmark_times_each_stage_and_the_loader(tmp_path, monkeypatch, capsys):
+    code, out, _ = run_script('bench_data.py', ['--sizes', '32', '--images', '3', '--loader-workers', '0',
+                                                '--batch-size', '2', '--batches', '1', '--data', tmp_path / 'jpegs'],
+                              monkeypatch, capsys)
+    assert code == 0
+    row = re.search(r'^\| 32 \|(.*)\|$', out, re.M).group(1).split('|')
+    assert len(row) == 9 and all(float(cell) > 0 for cell in row)
+    assert re.search(r'loader, size 32, --workers 0, batch 2, float32: \d+ images/s \(0\.0 MiB', out)
+    assert re.search(r'loader, size 32, --workers 0, batch 2, uint8: \d+ images/s', out)
