@@ -25,6 +25,7 @@ mkdir -p "$(dirname "$log")"
 profiles="$(dirname "$log")/profiles"  # every kernel of each profile, one CSV per mode
 cd "$(dirname "$0")"
 export PYTHONUNBUFFERED=1
+py=$(command -v python3 || command -v python)  # (some CUDA images have python3 only)
 limit=300
 if [ "${SMOKE:-0}" = 1 ]; then
   toy="--device cpu --iters 1 --warmup 0"
@@ -48,13 +49,13 @@ fi
 prof=(--profile "$P" --profile-dir "$profiles")
 run() {  # returns the benchmark's exit status (124: stopped by the time limit)
   local start=$SECONDS status
-  echo "\$ python $*" | tee -a "$log"; timeout $limit python "$@" 2>&1 | tee -a "$log"; status=${PIPESTATUS[0]}
+  echo "\$ python $*" | tee -a "$log"; timeout $limit "$py" "$@" 2>&1 | tee -a "$log"; status=${PIPESTATUS[0]}
   echo "# ($((SECONDS - start)) s; $SECONDS s since the script started; exit status $status)" | tee -a "$log"
   echo | tee -a "$log"; return "$status"
 }
 fallback() { echo "# that failed: measuring the fallback instead" | tee -a "$log"; run "$@"; }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
-  python -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
+  "$py" -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
 mode=published,fast+lowmem+regional+cudagraphs
 first_line=$(($(wc -l < "$log") + 1))  # this invocation's part of the log
 if want ltrain; then
@@ -77,7 +78,12 @@ if want jpeg; then
   # above when this call measured it (else bench_jpeg_train.py measures it).
   synthetic=$(tail -n +"$first_line" "$log" | sed -n "s/^# ${mode#published,}: \([0-9.]*\) images\/s.*/\1/p" | tail -1)
   [ "${SMOKE:-0}" = 1 ] && synthetic=""  # (the dry run's JPEG mode is another)
-  run bench_jpeg_train.py --mode "${mode#published,}" $J ${synthetic:+--synthetic-rate "$synthetic"}
+  if "$py" -c 'import pycocotools' 2>/dev/null; then
+    run bench_jpeg_train.py --mode "${mode#published,}" $J ${synthetic:+--synthetic-rate "$synthetic"}
+  else
+    echo "# jpeg: skipped, as pycocotools (which reads the COCO layout) is not installed: pip install pycocotools" |
+      tee -a "$log"
+  fi
 fi
 if want mxl; then
   run bench_train.py $M --modes $mode "${prof[@]}" --profile-below 2
