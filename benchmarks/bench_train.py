@@ -33,12 +33,14 @@ def batches(args, device):
         y = (torch.rand(args.batch_size, args.num_classes, generator=g) < 0.1).float().to(device)
         return itertools.repeat((x, y))
     from src_files.data import coco_datasets
-    from src_files.helper_functions.augmentations import train_transform, val_transform
-    train_set, _ = coco_datasets(args.data, train_transform(args.image_size), val_transform(args.image_size))
+    from src_files.helper_functions.augmentations import to_float, train_transform, val_transform
+    uint8 = device.type == 'cuda'  # (as train.py's --uint8-batches)
+    train_set, _ = coco_datasets(args.data, train_transform(args.image_size, uint8=uint8),
+                                 val_transform(args.image_size))
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                          num_workers=args.workers, pin_memory=device.type == 'cuda',
                                          persistent_workers=args.workers > 0)
-    return ((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+    return ((to_float(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
             for _ in itertools.count() for x, y in loader)
 
 
