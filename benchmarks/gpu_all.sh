@@ -46,6 +46,7 @@ else
   JM="--model-name tresnet_m --image-size 224 --batch-size 128 --steps 150 --val-images 1000 --variants default,noaug"
   P=3
 fi
+long=$((limit > 480 ? limit : 480))  # the limit of a benchmark that runs train.py several times
 prof=(--profile "$P" --profile-dir "$profiles")
 run() {  # returns the benchmark's exit status (124: stopped by the time limit)
   local start=$SECONDS status
@@ -79,7 +80,9 @@ if want jpeg; then
   synthetic=$(tail -n +"$first_line" "$log" | sed -n "s/^# ${mode#published,}: \([0-9.]*\) images\/s.*/\1/p" | tail -1)
   [ "${SMOKE:-0}" = 1 ] && synthetic=""  # (the dry run's JPEG mode is another)
   if "$py" -c 'import pycocotools' 2>/dev/null; then
-    run bench_jpeg_train.py --mode "${mode#published,}" $J ${synthetic:+--synthetic-rate "$synthetic"}
+    # (about 4 minutes: two train.py runs of two epochs, each compiling)
+    limit=$long run bench_jpeg_train.py --mode "${mode#published,}" $J \
+      ${synthetic:+--synthetic-rate "$synthetic"}
   else
     echo "# jpeg: skipped, as pycocotools (which reads the COCO layout) is not installed: pip install pycocotools" |
       tee -a "$log"
@@ -107,7 +110,7 @@ if want extra; then
   run ../train.py --demo --epochs 3 --compile --compile-mode reduce-overhead --compile-scope regional --lowmem \
     --output-dir /tmp/gpu_all_demo_cudagraphs
   # TResNet-M 224 on JPEGs: the fastest training, so the data pipeline's hardest case (with and without augmentation)
-  run bench_jpeg_train.py --mode "${mode#published,}" $JM
+  limit=$long run bench_jpeg_train.py --mode "${mode#published,}" $JM
   # the whole-model compile with CUDA graphs and without, eager, and 9605 classes
   run bench_train.py $L --modes published,fast+lowmem+cudagraphs,fast+lowmem+compile "${prof[@]}"
   run bench_train.py $M --modes published,fast+lowmem+cudagraphs,fast
