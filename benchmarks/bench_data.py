@@ -94,7 +94,8 @@ def main():
         paths = sorted(os.path.join(root, 'train2014', name) for name in os.listdir(os.path.join(root, 'train2014')))
         paths = paths[:args.images]
         stage_times(paths[:5], sizes[0])  # warm the caches
-        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; {len(paths)} JPEGs of 640x480, one thread; ms per image")
+        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; {len(paths)} JPEGs of 640x480, one thread; "
+              f"ms per image")
         keys = ('decode', 'resize', 'cutout', 'randaug', 'to float', 'to uint8')
         print('| size | ' + ' | '.join(keys) + ' | images/s per core, float | uint8 | no aug, float |')
         print('|---:' * (len(keys) + 4) + '|')

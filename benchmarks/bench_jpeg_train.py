@@ -50,7 +50,8 @@ def train_flags(mode):
         raise SystemExit(f"--mode {mode}: train.py has no flag for one of these switches")
     flags = ['--lowmem'] if parsed['lowmem'] else []
     if parsed['compile']:
-        flags += ['--compile', '--compile-scope', parsed['scope'], '--compile-mode', parsed['compile_mode'] or 'default']
+        flags += ['--compile', '--compile-scope', parsed['scope'],
+                  '--compile-mode', parsed['compile_mode'] or 'default']
     return flags
 
 
