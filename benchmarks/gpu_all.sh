@@ -56,7 +56,10 @@ run() {  # returns the benchmark's exit status (124: stopped by the time limit)
 }
 fallback() { echo "# that failed: measuring the fallback instead" | tee -a "$log"; run "$@"; }
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo no-gpu
-  "$py" -c 'import torch; print("torch", torch.__version__)'; } | tee -a "$log"
+  "$py" -c 'import torch; print("torch", torch.__version__)'
+  # the host's CPUs and shared memory: the data loading runs there (loader processes hand batches over in /dev/shm)
+  echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-); /dev/shm: $(df -h /dev/shm | tail -1)"
+} | tee -a "$log"
 mode=published,fast+lowmem+regional+cudagraphs
 first_line=$(($(wc -l < "$log") + 1))  # this invocation's part of the log
 if want ltrain; then
