@@ -17,8 +17,9 @@ Steps, each printed as it is measured:
    processes afresh and compiles nothing (the wait for their first batches counts against it), whereas the first
    one starts with the batches the loader made during the compilation (up to 2 per process), which flatters a
    short run;
-4. bench_data.py: the training loader alone on the CPU (the same dataset, transform and workers, no model), the
-   most the data pipeline delivers, with float32 and with uint8 batches; and one core's cost per stage;
+4. bench_data.py: the training loader alone on the CPU (the same dataset, transform and workers, and half as many
+   workers; no model), the most the data pipeline delivers, with float32 and with uint8 batches; and one core's
+   cost per stage;
 5. validate.py over the validation JPEGs with the checkpoint step 3 wrote (its default flags).
 """
 import argparse
@@ -140,12 +141,14 @@ def main():
         best = best or os.path.join(out_dir, 'best.pth')
     from src_files.engine.cli import default_workers
     workers = default_workers() if args.workers is None else args.workers
+    counts = sorted({max(1, workers // 2), workers})  # (how the loader scales with its processes)
     out = run([sys.executable, os.path.join(HERE, 'bench_data.py'), '--sizes', str(args.image_size), '--images', '60',
-               '--loader-workers', str(workers), '--batch-size', str(args.batch_size), '--batches',
+               '--loader-workers', ','.join(map(str, counts)), '--batch-size', str(args.batch_size), '--batches',
                str(args.loader_batches), '--data', data], 'bench_data.py')
     print(out, flush=True)
-    for kind, rate in re.findall(r"^loader, .*, (float32|uint8): ([\d.]+) images/s", out, re.M):
-        rows.append((f"the training loader alone, {workers} workers, {kind} (CPU only)", float(rate), None, None,
+    for count, kind, rate in re.findall(r"^loader, .*--workers (\d+), .*, (float32|uint8): ([\d.]+) images/s", out,
+                                        re.M):
+        rows.append((f"the training loader alone, {count} workers, {kind} (CPU only)", float(rate), None, None,
                      None))
     out = run([sys.executable, os.path.join(ROOT, 'validate.py'), '--model-path', best, '--data', data, '--device',
                args.device], 'validate.py')
