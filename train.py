@@ -12,12 +12,9 @@ from src_files.errors import UserError
 
 # Measured on 2 CPU cores: about 3.3 minutes. The colour-changing RandAugment operations (Invert, Solarize,
 # Posterize, Color) would contradict the demo's colour classes, so the demo trains without augmentation, and a
-# faster EMA than 0.9997 since it runs only 150 steps. Its small images load in the training process (--workers 0):
-# on a CPU, loader processes would compete with the training for the cores, and after each fork (every epoch, and
-# every evaluation) the first writes to the weights and Adam's state copy their memory pages (about 3.5 s an epoch
-# for TResNet-M; measured: 27 s of training per epoch against 32-34 s with 2 processes).
+# faster EMA than 0.9997 since it runs only 150 steps.
 DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epochs=6, lr=1e-3, no_aug=True,
-                     ema_decay=0.99, workers=0, output_dir='outputs/demo')
+                     ema_decay=0.99, output_dir='outputs/demo')
 
 
 def build_parser():

@@ -7,17 +7,15 @@ Trains on the seen classes of benchmark_81_v0.json and reports, each epoch, ZSL 
 (seen + unseen) mAP, F1@3 and F1@5.
 """
 from src_files.engine import cli, distributed, run_setup, trainer
+from src_files.engine.evaluation import eval_loader
 from src_files.engine.zsl import evaluate_zsl, format_zsl
 from src_files.errors import UserError
 
 # Measured on 2 CPU cores: about 3.3 minutes. The colour-changing RandAugment operations (Invert, Solarize,
 # Posterize, Color) would contradict the demo's colour classes, so the demo trains without augmentation, and a
-# faster EMA than 0.9997 since it runs only 150 steps. Its small images load in the training process (--workers 0):
-# on a CPU, loader processes would compete with the training for the cores, and after each fork (every epoch, and
-# every evaluation) the first writes to the weights and Adam's state copy their memory pages (about 3.5 s an epoch
-# for TResNet-M; measured: 27 s of training per epoch against 32-34 s with 2 processes).
+# faster EMA than 0.9997 since it runs only 150 steps.
 DEMO_DEFAULTS = dict(model_name='tresnet_m', image_size=64, batch_size=32, epochs=6, lr=1e-3, no_aug=True,
-                     ema_decay=0.99, workers=0, output_dir='outputs/demo_zsl')
+                     ema_decay=0.99, output_dir='outputs/demo_zsl')
 
 
 def build_parser():
@@ -68,9 +66,12 @@ def main(argv=None):
     def setup_model(module):
         update_wordvecs(module, train_wordvecs=nus.train_wordvecs)
 
+    loaders = {name: eval_loader(dataset, info, args.batch_size, args.workers, persistent=True)  # (every epoch)
+               for name, dataset in (('zsl', nus.zsl_val_set), ('gzsl', nus.gzsl_val_set))}
+
     def evaluate(module, precision):
         results = evaluate_zsl(module, nus, info, args.batch_size, args.workers, amp_dtype=precision.amp_dtype,
-                               channels_last=precision.channels_last)
+                               channels_last=precision.channels_last, loaders=loaders)
         details = {f"{view}_{k}": v for view, r in results.items() for k, v in r.items()}
         return {'mAP': results['zsl']['mAP'], 'details': details, 'text': format_zsl(results)}
 

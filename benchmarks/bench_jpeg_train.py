@@ -13,10 +13,10 @@ Steps, each printed as it is measured:
 3. train.py for --epochs epochs over the JPEGs with the flags of that mode and its real training transform (resize,
    Cutout, RandAugment) at its default --workers, once per --variants entry: `default`, `float` (with
    --no-uint8-batches: the loader sends float32 tensors), `noaug` (--no-aug: decode and resize only). The last
-   epoch line gives the rate and the part of the time spent waiting for batches: that epoch starts its loader
-   processes afresh and compiles nothing (the wait for their first batches counts against it), whereas the first
-   one starts with the batches the loader made during the compilation (up to 2 per process), which flatters a
-   short run;
+   epoch line gives the rate and the part of the time spent waiting for batches: that epoch compiles nothing and
+   starts with no batch in hand (the loader processes, kept from the first epoch, start on its batches when it
+   starts), whereas the first one starts with the batches the loader made during the compilation (up to 2 per
+   process), which flatters a short run;
 4. bench_data.py: the training loader alone on the CPU (the same dataset, transform and workers, and half as many
    workers; no model), the most the data pipeline delivers, with float32 and with uint8 batches; and one core's
    cost per stage;

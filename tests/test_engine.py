@@ -247,6 +247,26 @@ def test_seeded_samples_draw_the_same_augmentation_whatever_the_workers_and_orde
     assert after_a_sample == (torch.rand(1).item(), random.random(), np.random.rand())
 
 
+def test_loader_processes_kept_across_epochs_draw_each_epochs_augmentation():
+    """The trainer keeps its loader processes from one epoch to the next (persistent_workers): they must see each
+    new epoch (set in the training process) and draw what processes started for that epoch alone would. (Forked
+    processes share the epoch's memory only if it is shared memory; spawned ones, as on macOS, get the tensor
+    through torch's pickling, which moves it to shared memory in any case.)"""
+    from src_files.engine.seeded_samples import SeededSamples
+    samples = SeededSamples(_RandomDraws(), seed=3)
+    order = list(range(12))
+    expected = []
+    for epoch in range(3):
+        samples.set_epoch(epoch)
+        expected.append(torch.cat(list(torch.utils.data.DataLoader(samples, batch_size=4, sampler=order))))
+    loader = torch.utils.data.DataLoader(samples, batch_size=4, sampler=order, num_workers=2, persistent_workers=True,
+                                         multiprocessing_context='fork')
+    for epoch in range(3):
+        samples.set_epoch(epoch)
+        assert torch.equal(torch.cat(list(loader)), expected[epoch]), epoch
+    assert not torch.equal(expected[0], expected[1])
+
+
 def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
     from src_files.engine.run_setup import refuse_to_overwrite
     refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet

@@ -19,20 +19,28 @@ def autocast(device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def eval_loader(dataset, info, batch_size, workers, persistent=False):
+    """The loader of predict: this process's share of `dataset` (every world_size-th image), in order. With
+    `persistent`, its loader processes are kept for the next pass (train.py evaluates every epoch)."""
+    indices = distributed.shard_indices(len(dataset), info)
+    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=info.device.type == 'cuda', drop_last=False,
+                      persistent_workers=persistent and workers > 0)
+
+
 @torch.no_grad()
 def predict(module, dataset, info, batch_size, workers, amp_dtype=None, input_dtype=None, channels_last=False,
-            desc='validate', activation='sigmoid'):
+            desc='validate', activation='sigmoid', loader=None):
     """(scores, targets): numpy [N, C] scores (`activation`: 'sigmoid' per class, or 'softmax' over the classes)
     and targets ([N, C], or class indices [N] for single-label data) of the whole `dataset`, in dataset order.
 
     Each rank scores every world_size-th image (no padding, so nothing is counted twice) and the rows are
     gathered on every rank. `amp_dtype` runs the forward under autocast; `input_dtype` casts the inputs (for a
-    model converted with .half()).
+    model converted with .half()). `loader`: eval_loader's of `dataset`, kept from an earlier call.
     """
     device = info.device
-    indices = distributed.shard_indices(len(dataset), info)
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=device.type == 'cuda', drop_last=False)
+    loader = loader if loader is not None else eval_loader(dataset, info, batch_size, workers)
+    indices = loader.dataset.indices
     was_training = module.training
     module.eval()
     scores, targets = [], []

@@ -20,10 +20,15 @@ class SeededSamples(Dataset):
     def __init__(self, dataset, seed):
         self.dataset = dataset
         self.seed = seed
-        self.epoch = 0
+        # in shared memory: loader processes kept from one epoch to the next (persistent_workers) read it too
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self):
+        return int(self._epoch)
 
     def set_epoch(self, epoch):
-        self.epoch = epoch  # (data-loading processes are started anew each epoch, with this value)
+        self._epoch.fill_(epoch)
 
     def __len__(self):
         return len(self.dataset)

@@ -42,7 +42,7 @@ def model_task(args, data_task=None):
 
 def train_task(args, splits, info):
     """The TrainTask of train.py for `splits` (multi-label: mAP; single-label: top-1, with top-5 beside it)."""
-    from src_files.engine.evaluation import predict, topk_accuracy
+    from src_files.engine.evaluation import eval_loader, predict, topk_accuracy
     from src_files.engine.trainer import TrainTask
     from src_files.helper_functions.metrics import mAP
 
@@ -56,11 +56,12 @@ def train_task(args, splits, info):
         raise UserError(f"--num-classes {args.num_classes} does not match the {num_classes} classes of the "
                         f"{splits.format} data in {args.data}")
     single = splits.task == SINGLE
+    loader = eval_loader(val_set, info, args.batch_size, args.workers, persistent=True)  # (every epoch, twice)
 
     def evaluate(module, precision):
         scores, targets = predict(module, val_set, info, args.batch_size, args.workers,
                                   amp_dtype=precision.amp_dtype, channels_last=precision.channels_last,
-                                  activation='softmax' if single else 'sigmoid')
+                                  activation='softmax' if single else 'sigmoid', loader=loader)
         if single:
             accuracy = topk_accuracy(scores, targets)
             return {'top1': accuracy['top1'], 'details': {'top5': accuracy['top5']}}

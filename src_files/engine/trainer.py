@@ -162,9 +162,12 @@ def _loader(args, info, task, precision):
                                      seed=derive_seed(args.seed, 'order'), drop_last=False)
         drop_last = False
     samples = SeededSamples(task.train_set, args.seed)
+    # The loader processes are kept from one epoch to the next (SeededSamples shares the epoch with them): started
+    # anew each epoch, they cost their start-up every epoch, and on a CPU each fork made the next writes to the
+    # weights and Adam's state copy their memory pages (BENCHMARKS.md, "Loader processes kept across epochs").
     loader = DataLoader(samples, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
                         pin_memory=precision.device.type == 'cuda', drop_last=drop_last, generator=torch.Generator(),
-                        persistent_workers=False)
+                        persistent_workers=args.workers > 0)
     if len(loader) == 0:
         raise UserError("the training set is empty" if not len(task.train_set) else
                         f"{len(sampler)} training images per process make no whole batch of --batch-size "

@@ -14,12 +14,13 @@ def zsl_scores(scores, targets):
 
 
 def evaluate_zsl(module, nus, info, batch_size, workers, amp_dtype=None, input_dtype=None, channels_last=False,
-                 gzsl=True, restore_train=True, check_scores=None):
+                 gzsl=True, restore_train=True, check_scores=None, loaders=None):
     """ZSL metrics (unseen classes, val images with an unseen label) and, when `gzsl`, GZSL metrics (seen +
     unseen classes, val images with any label): {'zsl': {...}, 'gzsl': {...}}.
 
     The head's queries are switched to the word vectors of the classes being scored and, when
     `restore_train`, back to the training classes afterwards. `check_scores(scores)` may refuse a view's scores.
+    `loaders`: {'zsl': ..., 'gzsl': ...}, evaluation.eval_loader's of the two sets, kept between calls.
     """
     results = {}
     views = [('zsl', nus.zsl_val_set, nus.test_wordvecs)]
@@ -29,7 +30,8 @@ def evaluate_zsl(module, nus, info, batch_size, workers, amp_dtype=None, input_d
         for name, dataset, wordvecs in views:
             update_wordvecs(module, test_wordvecs=wordvecs)
             scores, targets = predict(module, dataset, info, batch_size, workers, amp_dtype=amp_dtype,
-                                      input_dtype=input_dtype, channels_last=channels_last, desc=name.upper())
+                                      input_dtype=input_dtype, channels_last=channels_last, desc=name.upper(),
+                                      loader=(loaders or {}).get(name))
             if check_scores is not None:
                 check_scores(scores)
             results[name] = zsl_scores(scores, targets)
