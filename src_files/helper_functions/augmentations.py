@@ -155,4 +155,4 @@ def to_float(images):
     key = (images.device, torch.get_default_dtype())  # (ToTensor gives the default dtype)
     if key not in _LEVELS:
         _LEVELS[key] = torch.arange(256, dtype=torch.uint8).to(key[1]).div(255).to(images.device)
-    return _LEVELS[key][images.int()]
+    return _LEVELS[key].index_select(0, images.reshape(-1).int()).view(images.shape)
