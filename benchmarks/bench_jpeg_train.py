@@ -100,7 +100,9 @@ def main():
     parser.add_argument('--steps', type=int, default=200, help="training steps of each of train.py's epochs")
     parser.add_argument('--epochs', type=int, default=2, help="train.py's epochs: the last one's rate is reported")
     parser.add_argument('--distinct', type=int, default=2000, help='JPEGs drawn (the others are hard links)')
-    parser.add_argument('--val-images', type=int, default=1000)
+    parser.add_argument('--val-images', type=int, default=None,
+                        help='validation JPEGs (default: 18 batches; whole batches, as a smaller last batch would '
+                             'compile once more)')
     parser.add_argument('--variants', default='default,float', help=f"train.py runs: {', '.join(VARIANTS)}")
     parser.add_argument('--workers', type=int, default=None, help="train.py's --workers (default: its own)")
     parser.add_argument('--synthetic-rate', type=float, default=None, metavar='IMAGES_PER_S',
@@ -117,6 +119,7 @@ def main():
         if name not in VARIANTS:
             raise SystemExit(f"--variants: unknown {name!r} (known: {', '.join(VARIANTS)})")
     train_flags(args.mode)  # (a bad mode stops the run now)
+    args.val_images = args.val_images or 18 * args.batch_size
     start = time.time()
     data = write_jpegs(os.path.join(args.work, f'coco_{args.steps * args.batch_size}_{args.val_images}'),
                        args.steps * args.batch_size, args.val_images, 640, 480, distinct=args.distinct)

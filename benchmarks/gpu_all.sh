@@ -42,8 +42,8 @@ else
   XL="--model-name tresnet_xl --image-size 640 --batch-size 16 --iters 20 --warmup 5"
   H="--batch-size 56"; N=""
   # train.py for 2 epochs of 200 steps on 640x480 JPEGs, with uint8 batches (its default) and with float32 ones
-  J="--model-name tresnet_l --image-size 448 --batch-size 56 --steps 200 --val-images 1000 --variants default,float"
-  JM="--model-name tresnet_m --image-size 224 --batch-size 128 --steps 150 --val-images 1000 --variants default,noaug"
+  J="--model-name tresnet_l --image-size 448 --batch-size 56 --steps 200 --variants default,float"
+  JM="--model-name tresnet_m --image-size 224 --batch-size 128 --steps 150 --variants default,noaug"
   P=3
 fi
 long=$((limit > 480 ? limit : 480))  # the limit of a benchmark that runs train.py several times
@@ -83,7 +83,9 @@ if want jpeg; then
   synthetic=$(tail -n +"$first_line" "$log" | sed -n "s/^# ${mode#published,}: \([0-9.]*\) images\/s.*/\1/p" | tail -1)
   [ "${SMOKE:-0}" = 1 ] && synthetic=""  # (the dry run's JPEG mode is another)
   if "$py" -c 'import pycocotools' 2>/dev/null; then
-    # (about 4 minutes: two train.py runs of two epochs, each compiling)
+    # (about 4 minutes: two train.py runs of two epochs. Their training graphs are the ones ltrain compiled, which
+    # inductor's on-disk cache hands over when both run on the same machine: on the CPU, TResNet-M 64 block by
+    # block, train.py's first step took 17.9 s after bench_train.py's compile of 141.7 s; evaluation compiles anew)
     limit=$long run bench_jpeg_train.py --mode "${mode#published,}" $J \
       ${synthetic:+--synthetic-rate "$synthetic"}
   else
