@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from src_files.engine import cli
+from src_files.cli import flags as cli
 from src_files.engine.tasks import model_task
 from src_files.errors import UserError
 from src_files.export import (DEFAULT_OPSET, EXPORTERS, TOLERANCE, build_metadata, check_parity, image_batches,
@@ -96,7 +96,7 @@ def check_flags(args):
 
 def load_for_export(args, explicit):
     """(model: eval, fp32, CPU, norms folded, word vectors baked in for a zero-shot head; class names)."""
-    from src_files.engine.inference import load_model
+    from src_files.inference.load import load_model
     from src_files.ml_decoder.ml_decoder import update_wordvecs
     args.precision, args.fold_norms, args.head_impl, args.channels_last = 'fp32', True, 'fast', False
     model, class_names, _, _ = load_model(args, explicit, torch.device('cpu'))
@@ -162,7 +162,7 @@ def write_and_check(args, model, metadata):
 def quantize_and_check(args, model, fp32_path, path):
     """Quantize the checked fp32 file into `path`, calibrated on --calibration-data; UserError if the int8
     probabilities stray from PyTorch's (cpu_fast's guard) on those images or on --check-images."""
-    from src_files.engine import cpu_fast
+    from src_files.export import cpu_int8 as cpu_fast
     from src_files.export import OnnxModel
     from src_files.export.quantize import quantize_onnx
     calibration, _ = cpu_fast.load_calibration(args, None)

@@ -25,9 +25,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from src_files.data.files import load_rgb
-from src_files.engine import cli, cpu_fast, distributed, tasks
-from src_files.engine.inference import add_inference_speed_args, check_finite, load_model, maybe_compile
-from src_files.engine.predictions import (IMAGE_EXTENSIONS, LIST_EXTENSIONS, PredictionWriter, check_output_path,
+from src_files.engine import tasks
+from src_files.cli import flags as cli
+from src_files.export import cpu_int8 as cpu_fast
+from src_files import distributed
+from src_files.inference.load import add_inference_speed_args, check_finite, load_model, maybe_compile
+from src_files.inference.predictions import (IMAGE_EXTENSIONS, LIST_EXTENSIONS, PredictionWriter, check_output_path,
                                           class_thresholds, list_images, load_thresholds, pick_labels,
                                           relative_names)
 from src_files.errors import UserError
@@ -213,7 +216,7 @@ def score_batch(job, readable):
     maps = None
     with torch.no_grad():
         if job.attention:
-            from src_files.engine.attention import attention_maps
+            from src_files.ml_decoder.attention import attention_maps
             logits, maps = attention_maps(job.model, inputs)
         else:
             logits = job.model(inputs)
@@ -235,7 +238,7 @@ def report_image(job, i, image, prob, maps):
     if job.outputs[i]:
         job.written.append(draw_labels(image, list(zip(names, prob[keep].tolist())), job.outputs[i]))
     if job.maps_out[i]:
-        from src_files.engine.attention import class_queries, save_attention_png
+        from src_files.ml_decoder.attention import class_queries, save_attention_png
         queries = class_queries(job.head, keep)
         os.makedirs(os.path.dirname(os.path.abspath(job.maps_out[i])), exist_ok=True)
         save_attention_png(job.maps_out[i], image, maps[queries], names)
@@ -303,7 +306,7 @@ def main(argv=None):
         outputs=save_paths(paths, root, args.save_path), maps_out=attention_paths(paths, root, args.save_attention),
         written=[], maps_written=0, writer=None, head=None)
     if job.attention:
-        from src_files.engine.attention import find_head
+        from src_files.ml_decoder.attention import find_head
         job.head = find_head(model)
 
     from src_files.helper_functions.augmentations import val_transform

@@ -7,7 +7,9 @@
     torchrun --nproc_per_node 8 train.py --data /path/to/coco --model-path tresnet_l_21k.pth
     torchrun --nproc_per_node 8 train.py --data /path/to/imagenet --recipe a2 --model-name tresnet_m ...
 """
-from src_files.engine import cli, data_args, distributed, recipes, run_setup, tasks, trainer
+from src_files.engine import data_args, recipes, run_setup, tasks, trainer
+from src_files.cli import flags as cli
+from src_files import distributed
 from src_files.errors import UserError
 
 # Measured on 2 CPU cores: about 3.3 minutes. The colour-changing RandAugment operations (Invert, Solarize,

@@ -6,9 +6,11 @@
 Trains on the seen classes of benchmark_81_v0.json and reports, each epoch, ZSL (unseen classes) and GZSL
 (seen + unseen) mAP, F1@3 and F1@5.
 """
-from src_files.engine import cli, distributed, run_setup, trainer
-from src_files.engine.evaluation import eval_loader
-from src_files.engine.zsl import evaluate_zsl, format_zsl
+from src_files.engine import run_setup, trainer
+from src_files.cli import flags as cli
+from src_files import distributed
+from src_files.evaluation.predict import eval_loader
+from src_files.evaluation.zsl import evaluate_zsl, format_zsl
 from src_files.errors import UserError
 
 # Measured on 2 CPU cores: about 3.3 minutes. The colour-changing RandAugment operations (Invert, Solarize,

@@ -19,9 +19,12 @@ import json
 import os
 import time
 
-from src_files.engine import cli, cpu_fast, data_args, distributed, tasks
-from src_files.engine.evaluation import multilabel_metrics, predict, topk_accuracy
-from src_files.engine.inference import (add_inference_speed_args, check_finite, load_model, maybe_compile,
+from src_files.engine import data_args, tasks
+from src_files.cli import flags as cli
+from src_files.export import cpu_int8 as cpu_fast
+from src_files import distributed
+from src_files.evaluation.predict import multilabel_metrics, predict, topk_accuracy
+from src_files.inference.load import (add_inference_speed_args, check_finite, load_model, maybe_compile,
                                         precision_label)
 from src_files.errors import UserError
 
@@ -62,7 +65,7 @@ def score_zsl(args, model, info, dtype, channels_last, transform):
     precision)."""
     start = time.time()
     from src_files.data import load_nus_wide_zsl
-    from src_files.engine.zsl import evaluate_zsl
+    from src_files.evaluation.zsl import evaluate_zsl
     nus = load_nus_wide_zsl(args.data, transform, transform)
     results = evaluate_zsl(model, nus, info, args.batch_size, args.workers, input_dtype=dtype,
                            channels_last=channels_last, restore_train=False,
@@ -104,7 +107,7 @@ def score_data(args, model, class_names, info, dtype, channels_last, transform):
             data_args.write_scores(args.save_scores, splits.val.image_ids, splits.class_names, scores)
             print(f"scores written to {args.save_scores}")
     if args.report and info.is_main and single:
-        from src_files.engine import report_single
+        from src_files.reporting import report_single
         report_single.write_report(args.report, scores, targets, splits.class_names, results,
                                    meta={'checkpoint': args.model_path, 'data': args.data,
                                          'data_format': splits.format})
@@ -163,7 +166,7 @@ def main(argv=None):
         raise UserError("--batch-size must be positive and --workers 0 or more")
     cli.check_threshold(args.thr)
     cli.require_model_path(args)
-    from src_files.engine.checkpoint import prepare_output_dir
+    from src_files.training.checkpoint import prepare_output_dir
     for flag in ('json', 'save_scores'):  # find an unwritable path before the run, not after it
         if getattr(args, flag):
             path = os.path.dirname(os.path.abspath(getattr(args, flag)))

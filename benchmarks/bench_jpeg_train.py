@@ -142,7 +142,7 @@ def main():
         print(f"# train.py {name}: {rate:.1f} images/s ({rate / synthetic:.0%} of synthetic), {waiting}% waiting "
               f"for data", flush=True)
         best = best or os.path.join(out_dir, 'best.pth')
-    from src_files.engine.cli import default_workers
+    from src_files.cli.flags import default_workers
     workers = default_workers() if args.workers is None else args.workers
     counts = sorted({max(1, workers // 2), workers})  # (how the loader scales with its processes)
     out = run([sys.executable, os.path.join(HERE, 'bench_data.py'), '--sizes', str(args.image_size), '--images', '60',

@@ -31,7 +31,7 @@ from jpeg_coco import write as write_jpegs  # noqa: E402
 
 
 def checkpoint(path, model_name, image_size):
-    from src_files.engine.checkpoint import save_best
+    from src_files.training.checkpoint import save_best
     from src_files.models import create_model
     from src_files.models.config import ModelConfig
     cfg = ModelConfig(model_name=model_name, image_size=image_size, num_classes=80)

@@ -34,8 +34,8 @@ def cpu_name():
 def load_trained(args):
     """(model, validate's args) of --model-path, read as validate.py reads it (fp32, norms folded)."""
     import validate
-    from src_files.engine import cli
-    from src_files.engine.inference import load_model
+    from src_files.cli import flags as cli
+    from src_files.inference.load import load_model
     argv = ['--model-path', args.model_path, '--precision', 'fp32', '--device', 'cpu']
     argv += ['--data', args.data] if args.data else []
     vargs, explicit = cli.parse_args(validate.build_parser(), argv)
@@ -55,7 +55,7 @@ def validation_images(vargs):
 
 
 def score(run, images, targets, task, batch=16):
-    from src_files.engine.evaluation import topk_accuracy
+    from src_files.evaluation.predict import topk_accuracy
     from src_files.helper_functions.metrics import mAP
     logits = torch.cat([run(images[i:i + batch]) for i in range(0, len(images), batch)])
     if task == 'single-label':

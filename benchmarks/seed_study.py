@@ -44,8 +44,8 @@ def plain_loop(args, seed, published_model=False):
     import torch
     from torch.utils.data import DataLoader
     from src_files.data import coco_datasets
-    from src_files.engine.distributed import DistInfo
-    from src_files.engine.evaluation import predict
+    from src_files.distributed import DistInfo
+    from src_files.evaluation.predict import predict
     from src_files.helper_functions.augmentations import train_transform, val_transform
     from src_files.helper_functions.ema import ModelEma
     from src_files.helper_functions.metrics import mAP

@@ -2,7 +2,7 @@
 that a bad input ends in one error line."""
 import pytest
 
-from src_files.engine import cli
+from src_files.cli import flags as cli
 
 
 def call_main(module, args, capfd):

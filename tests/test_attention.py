@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from src_files.engine.attention import attention_maps, class_queries, find_head, save_attention_png
+from src_files.ml_decoder.attention import attention_maps, class_queries, find_head, save_attention_png
 from src_files.ml_decoder.ml_decoder import MLDecoder, set_head_impl
 from src_files.models import create_model
 

@@ -10,7 +10,7 @@ import infer
 import train
 import train_zsl_nus
 import validate
-from src_files.engine import cli
+from src_files.cli import flags as cli
 
 SCRIPTS = [train, train_zsl_nus, validate, infer]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,8 +15,8 @@ import infer
 import validate
 from src_files.data import coco_datasets
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
-from src_files.engine import cpu_fast
-from src_files.engine.checkpoint import save_best
+from src_files.export import cpu_int8 as cpu_fast
+from src_files.training.checkpoint import save_best
 from src_files.errors import UserError
 from src_files.helper_functions.augmentations import train_transform, val_transform
 from src_files.loss_functions.losses import AsymmetricLoss

@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from src_files.engine import checkpoint as ckpt
-from src_files.engine import cli, distributed, plots, zsl
+from src_files.training import checkpoint as ckpt
+from src_files.cli import flags as cli
+from src_files import distributed
+from src_files.reporting import curves as plots
+from src_files.evaluation import zsl
 from src_files.errors import UserError
 
 
@@ -64,7 +67,7 @@ def test_shards_cover_every_index_once(n, world):
 def test_derived_seeds_never_coincide():
     """Every (purpose, epoch, rank) gets its own seed, and none is the plain --seed (the weights' stream must not
     restart as the first epoch's dropout, as `manual_seed(seed + epoch)` would do at seed 0, epoch 0)."""
-    from src_files.engine.seeds import PURPOSES, derive_seed
+    from src_files.training.seeds import PURPOSES, derive_seed
     for seed in (0, 1, 2 ** 32 - 1):
         seeds = [derive_seed(seed, p, e, r) for p in PURPOSES for e in range(30) for r in range(4)]
         assert len(set(seeds)) == len(seeds) and seed not in seeds and all(0 <= s < 2 ** 63 for s in seeds)
@@ -174,7 +177,7 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
     """validate.py / infer.py: --autotune-gemms reaches compile_model on CUDA only (speed flags change nothing on
     a CPU), together with the scope and mode."""
     import argparse
-    from src_files.engine import inference
+    from src_files.inference import load as inference
     calls = []
     monkeypatch.setattr(inference, 'compile_model', lambda model, *args, **kwargs: calls.append((args, kwargs)))
     parser = argparse.ArgumentParser()
@@ -230,7 +233,7 @@ def test_seeded_samples_draw_the_same_augmentation_whatever_the_workers_and_orde
     """A resumed run may load with another --workers (another machine): each sample's draws come from (seed,
     epoch, index) alone, and the training process's own RNGs are left where they were."""
     import random
-    from src_files.engine.seeded_samples import SeededSamples
+    from src_files.training.seeded_samples import SeededSamples
     samples = SeededSamples(_RandomDraws(), seed=3)
     order = list(range(12))
     reference = _draws(samples, 0, order)
@@ -252,7 +255,7 @@ def test_loader_processes_kept_across_epochs_draw_each_epochs_augmentation():
     new epoch (set in the training process) and draw what processes started for that epoch alone would. (Forked
     processes share the epoch's memory only if it is shared memory; spawned ones, as on macOS, get the tensor
     through torch's pickling, which moves it to shared memory in any case.)"""
-    from src_files.engine.seeded_samples import SeededSamples
+    from src_files.training.seeded_samples import SeededSamples
     samples = SeededSamples(_RandomDraws(), seed=3)
     order = list(range(12))
     expected = []

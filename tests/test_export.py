@@ -16,10 +16,10 @@ from PIL import Image
 
 import export
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
-from src_files.engine import cli
+from src_files.cli import flags as cli
 from tests import script_calls
 from tests.script_calls import assert_user_error
-from src_files.engine.checkpoint import save_best
+from src_files.training.checkpoint import save_best
 from src_files.errors import UserError
 from src_files.export import OnnxModel, compare, load_onnx, load_pt2
 from src_files.models import create_model

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import infer
-from src_files.engine.checkpoint import save_best
-from src_files.engine.predictions import PredictionWriter, list_images, pick_labels, read_thresholds
+from src_files.training.checkpoint import save_best
+from src_files.inference.predictions import PredictionWriter, list_images, pick_labels, read_thresholds
 from src_files.errors import UserError
 from src_files.models import create_model
 from src_files.models.config import ModelConfig

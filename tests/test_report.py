@@ -12,8 +12,8 @@ from sklearn.metrics import average_precision_score
 
 import validate
 from tests.script_calls import call_main
-from src_files.engine.predictions import read_thresholds
-from src_files.engine.report import FILES, write_report
+from src_files.inference.predictions import read_thresholds
+from src_files.reporting.report import FILES, write_report
 from src_files.helper_functions.metrics import (best_f1_thresholds, mAP, per_class_threshold_metrics,
                                                 threshold_metrics, topk_metrics)
 
@@ -177,7 +177,7 @@ def test_report_with_zsl_is_a_one_line_error(tmp_path, capfd):
 def test_validate_report_end_to_end(tmp_path, capfd):
     from src_files.data import demo_coco_root
     from src_files.data.formats import load_datasets
-    from src_files.engine.checkpoint import save_best
+    from src_files.training.checkpoint import save_best
     from src_files.models import create_model
     from src_files.models.config import ModelConfig
     coco = demo_coco_root(cache_dir=str(tmp_path / 'demo'), num_train=16, num_val=12)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from src_files.data.nus_wide import read_wordvecs
-from src_files.engine import checkpoint as ckpt
+from src_files.training import checkpoint as ckpt
 from src_files.errors import UserError
 from src_files.models import create_model, load_checkpoint
 from src_files.safe_load import torch_load

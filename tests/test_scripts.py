@@ -22,7 +22,7 @@ import train
 import train_zsl_nus
 import validate
 from src_files.data import demo_coco_root, demo_nus_root
-from src_files.engine import cli
+from src_files.cli import flags as cli
 from tests.script_calls import assert_user_error, call_main  # noqa: F401 (used by other test modules too)
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)

@@ -16,9 +16,10 @@ import infer
 import train
 import validate
 from src_files.data import detect_format, load_datasets
-from src_files.engine import cli, recipes, tasks
-from src_files.engine.distributed import DistInfo
-from src_files.engine.evaluation import topk_accuracy
+from src_files.engine import recipes, tasks
+from src_files.cli import flags as cli
+from src_files.distributed import DistInfo
+from src_files.evaluation.predict import topk_accuracy
 from src_files.errors import UserError
 from script_calls import assert_user_error, call_main
 
@@ -156,7 +157,7 @@ def test_topk_accuracy():
 
 def test_single_label_report_table_against_scikit_learn():
     from sklearn.metrics import confusion_matrix
-    from src_files.engine import report_single
+    from src_files.reporting import report_single
     rng = np.random.RandomState(1)
     labels = rng.choice([0, 1, 2, 4, 5, 6], 200)  # class 3 has no image
     scores = rng.rand(200, 7) + 0.8 * np.eye(7)[labels]
@@ -254,7 +255,7 @@ def test_recipe_a2_schedule_steps_and_resumes_like_timms_train_loop(tmp_path):
 
 def test_repeated_copies_of_an_image_are_augmented_differently():
     import random
-    from src_files.engine.seeded_samples import SeededSamples
+    from src_files.training.seeded_samples import SeededSamples
 
     class Draws(torch.utils.data.Dataset):
         def __len__(self):

@@ -15,11 +15,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from src_files.engine import cli
-from src_files.engine.distributed import DistInfo
-from src_files.engine.evaluation import predict
+from src_files.cli import flags as cli
+from src_files.distributed import DistInfo
+from src_files.evaluation.predict import predict
 from src_files.engine.loop import EpochStats, Precision, build_trainables, train_one_epoch
-from src_files.engine.seeded_samples import SeededSamples
+from src_files.training.seeded_samples import SeededSamples
 from src_files.engine.trainer import data_bound_note
 from src_files.helper_functions.augmentations import to_float, train_transform, val_transform
 from small_models import small_tresnet

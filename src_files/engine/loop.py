@@ -13,9 +13,9 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
-from src_files.engine import checkpoint as ckpt
-from src_files.engine import distributed
-from src_files.engine.evaluation import autocast
+from src_files.training import checkpoint as ckpt
+from src_files import distributed
+from src_files.evaluation.predict import autocast
 from src_files.engine.loop_helpers import LossMeter
 from src_files.engine.run_setup import AMP_DTYPES, resolve_amp
 from src_files.helper_functions.augmentations import to_float

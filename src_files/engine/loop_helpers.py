@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from src_files.engine import distributed
+from src_files import distributed
 from src_files.models.compile import compiled_graph_count
 
 LOG = logging.getLogger(__name__)

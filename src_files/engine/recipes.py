@@ -22,7 +22,7 @@ import logging
 import torch
 
 from src_files.engine import loop
-from src_files.engine.seeds import derive_seed
+from src_files.training.seeds import derive_seed
 from src_files.errors import UserError
 from src_files.helper_functions.ema import ModelEma
 from src_files.loss_functions.losses import AsymmetricLoss

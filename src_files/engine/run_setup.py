@@ -9,8 +9,8 @@ import os
 
 import torch
 
-from src_files.engine import checkpoint as ckpt
-from src_files.engine import cli
+from src_files.training import checkpoint as ckpt
+from src_files.cli import flags as cli
 from src_files.errors import UserError
 from src_files.models.config import MODEL_FIELDS
 

@@ -42,7 +42,7 @@ def model_task(args, data_task=None):
 
 def train_task(args, splits, info):
     """The TrainTask of train.py for `splits` (multi-label: mAP; single-label: top-1, with top-5 beside it)."""
-    from src_files.engine.evaluation import eval_loader, predict, topk_accuracy
+    from src_files.evaluation.predict import eval_loader, predict, topk_accuracy
     from src_files.engine.trainer import TrainTask
     from src_files.helper_functions.metrics import mAP
 

@@ -21,13 +21,14 @@ from typing import Callable, Optional
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from src_files.engine import checkpoint as ckpt
-from src_files.engine import distributed, recipes
+from src_files.training import checkpoint as ckpt
+from src_files.engine import recipes
+from src_files import distributed
 from src_files.engine.loop import Precision, Progress, train_one_epoch
 from src_files.engine.loop_helpers import CompileClock, NonFiniteStep
-from src_files.engine.plots import plot_history, write_metrics_csv
-from src_files.engine.seeded_samples import SeededSamples
-from src_files.engine.seeds import derive_seed, seed_everything
+from src_files.reporting.curves import plot_history, write_metrics_csv
+from src_files.training.seeded_samples import SeededSamples
+from src_files.training.seeds import derive_seed, seed_everything
 from src_files.errors import UserError
 from src_files.ml_decoder.ml_decoder import set_head_impl
 from src_files.models.compile import compile_model, uses_cuda_graphs

@@ -35,7 +35,7 @@ def image_batches(folder, image_size, limit=MAX_CHECK_IMAGES):
     """Batches of the first `limit` images of `folder` (or an image list / one image), as val_transform
     makes them: [(name, tensor [n, 3, S, S])]."""
     from src_files.data.files import load_rgb
-    from src_files.engine.predictions import list_images
+    from src_files.inference.predictions import list_images
     from src_files.helper_functions.augmentations import val_transform
     paths, _ = list_images(folder)
     paths = paths[:limit]

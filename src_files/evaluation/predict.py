@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from src_files.engine import distributed
+from src_files import distributed
 from src_files.helper_functions.augmentations import to_float
 from src_files.helper_functions.metrics import mAP, threshold_metrics
 

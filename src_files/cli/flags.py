@@ -271,7 +271,7 @@ def describe_os_error(error):
 
 def run_main(main, argv=None):
     """Run `main(argv)` and exit with its return code; user errors print `error: <message>` and exit 1."""
-    from src_files.engine import distributed
+    from src_files import distributed
     code = 0
     try:
         code = main(argv) or 0

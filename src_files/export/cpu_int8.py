@@ -77,7 +77,7 @@ def worth_it(args, n_images):
 
 def calibration_paths(folder, limit=CALIBRATION_IMAGES):
     """Up to `limit` image files of `folder` (searched recursively), spread evenly over its sorted list."""
-    from src_files.engine.predictions import IMAGE_EXTENSIONS
+    from src_files.inference.predictions import IMAGE_EXTENSIONS
     if not os.path.isdir(folder):
         raise UserError(f"--calibration-data folder not found: {folder}")
     paths = sorted(os.path.join(d, name) for d, _, names in os.walk(folder) for name in names

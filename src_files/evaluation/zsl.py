@@ -1,5 +1,5 @@
 """Zero-shot evaluation on NUS-WIDE (Fast0Tag protocol, docs/PUBLISHED_MATH.md): ZSL and GZSL mAP, F1@3, F1@5."""
-from src_files.engine.evaluation import predict
+from src_files.evaluation.predict import predict
 from src_files.helper_functions.metrics import f1_at_k, mAP
 from src_files.ml_decoder.ml_decoder import update_wordvecs
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from src_files.engine.seeds import derive_seed
+from src_files.training.seeds import derive_seed
 
 
 class SeededSamples(Dataset):

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import torch
 
-from src_files.engine import cli
+from src_files.cli import flags as cli
 from src_files.errors import UserError
 from src_files.models.compile import compile_model
 from src_files.models.config import MODEL_FIELDS

@@ -2,7 +2,7 @@
 import csv
 import io
 
-from src_files.engine.checkpoint import atomic_write_text
+from src_files.training.checkpoint import atomic_write_text
 
 
 def write_metrics_csv(path, history):
