@@ -24,179 +24,92 @@ import time
 
 import torch
 
-from src_files.cli import flags as cli
-from src_files.engine.tasks import model_task
+from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
-from src_files.export import (DEFAULT_OPSET, EXPORTERS, TOLERANCE, build_metadata, check_parity, image_batches,
-                              load_onnx, load_pt2, random_batches, write_export)
-from src_files.export.parity import MAX_CHECK_IMAGES
+from src_files.export import build_metadata
+from src_files.export.checked import ExportPlan, write_checked
 from src_files.export.zsl_inputs import read_wordvec_file, zsl_class_names
+from src_files.inference.load import load_model
+from src_files.ml_decoder.ml_decoder import update_wordvecs
+from src_files.settings import SpeedSettings
 
 
 def build_parser():
-    parser = cli.make_parser(__doc__.split('\n')[0])
-    parser.add_argument('--model-path', default=None,
-                        help="checkpoint to export (any file validate.py reads: best.pth, latest.pth, a model-zoo "
-                             "file, a bare state dict); required")
-    parser.add_argument('--format', choices=('onnx', 'pt2'), default='onnx',
-                        help="onnx: an ONNX file with the weights inside; pt2: a torch.export ExportedProgram "
-                             "(torch.export.save)")
-    parser.add_argument('--output', default=None, metavar='FILE',
-                        help="file to write (replaced if it exists; None = the checkpoint's path with .onnx / .pt2)")
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
-                        help="ONNX opset; dynamo exporter: 18-23 (opset 18 writes the head's attention as MatMul + "
-                             "Softmax, which every ONNX runtime runs; 23 as one Attention node, which recent ONNX "
-                             "Runtimes run: 1.32 tested); torchscript exporter: 9-20")
-    parser.add_argument('--exporter', choices=EXPORTERS, default='dynamo',
-                        help="ONNX exporter: torch.onnx's dynamo exporter (torch.export + onnxscript), or the "
-                             "legacy TorchScript one (deprecated in PyTorch; same numbers, needs no onnxscript)")
-    cli.add_model_args(parser, num_classes_help="number of classes (None = from the checkpoint)",
-                       from_checkpoint=True)
-    parser.add_argument('--wordvecs', default=None, metavar='FILE',
-                        help="zero-shot checkpoints (--zsl 1): word vectors of the classes to score, [300, n] or "
-                             "[n, 300] saved with torch.save (e.g. NUS-WIDE's wordvec_array.pth); baked into the "
-                             "file, which then takes only images")
-    parser.add_argument('--class-names', default=None, metavar='FILE',
-                        help="with --wordvecs: names of its n classes, a text file (one per line), a JSON list, or "
-                             "NUS-WIDE's benchmark_81_v0.json (None = the checkpoint's names if n fits, else 0..n-1)")
-    parser.add_argument('--check-images', default=None, metavar='DIR',
-                        help=f"also compare the logits on the first {MAX_CHECK_IMAGES} images of this folder (or "
-                             f"image list), transformed as validate.py does")
-    parser.add_argument('--precision', choices=('fp32', 'int8'), default='fp32', dest='file_precision',
-                        help="onnx: fp32, or int8 (ONNX Runtime static quantization: int8 weights per channel, "
-                             "uint8 activations calibrated on --calibration-data; for CPUs with VNNI)")
-    parser.add_argument('--calibration-data', default=None, metavar='DIR',
-                        help="--precision int8: a folder of images to calibrate on (32 spread over its sorted "
-                             "files); the int8 probabilities must stay within 0.01 on average and 0.15 at most of "
-                             "PyTorch's on them and on --check-images, else no file is written")
-    parser.add_argument('--tolerance', type=float, default=TOLERANCE,
-                        help="largest allowed max |exported - PyTorch logit| / max |PyTorch logit|: 1e-4 for fp32 "
-                             "(exports measure about 3e-7 on a CPU); above it the export is an error")
-    return parser
+    return flags.export_parser(__doc__.split('\n')[0])
 
 
-def check_flags(args):
-    if not args.model_path:
+def check_values(values):
+    """Flag errors found before the model is loaded; -> the file to write."""
+    if not values['model_path']:
         raise UserError("no checkpoint given: pass --model-path FILE")
-    if not args.tolerance > 0:
-        raise UserError(f"--tolerance must be positive, got {args.tolerance}")
-    low, high = (18, 23) if args.exporter == 'dynamo' else (9, 20)
-    if args.format == 'onnx' and not low <= args.opset <= high:
-        raise UserError(f"--opset {args.opset} is not supported by the {args.exporter} exporter (use {low}-{high})")
-    if args.output is None:
-        args.output = os.path.splitext(args.model_path)[0] + '.' + args.format
-    if os.path.abspath(args.output) == os.path.abspath(args.model_path):
-        raise UserError(f"--output {args.output} is the checkpoint itself: choose another file")
-    if args.class_names and not args.wordvecs:
+    if not values['tolerance'] > 0:
+        raise UserError(f"--tolerance must be positive, got {values['tolerance']}")
+    low, high = (18, 23) if values['exporter'] == 'dynamo' else (9, 20)
+    if values['format'] == 'onnx' and not low <= values['opset'] <= high:
+        raise UserError(f"--opset {values['opset']} is not supported by the {values['exporter']} exporter (use "
+                        f"{low}-{high})")
+    output = values['output']
+    if output is None:
+        output = os.path.splitext(values['model_path'])[0] + '.' + values['format']
+    if os.path.abspath(output) == os.path.abspath(values['model_path']):
+        raise UserError(f"--output {output} is the checkpoint itself: choose another file")
+    if values['class_names'] and not values['wordvecs']:
         raise UserError("--class-names names the classes of --wordvecs: give --wordvecs too")
-    if args.file_precision == 'int8' and (args.format != 'onnx' or not args.calibration_data):
+    if values['file_precision'] == 'int8' and (values['format'] != 'onnx' or not values['calibration_data']):
         raise UserError("--precision int8 writes an ONNX file calibrated on images: use --format onnx with "
                         "--calibration-data DIR")
+    return output
 
 
-def load_for_export(args, explicit):
-    """(model: eval, fp32, CPU, norms folded, word vectors baked in for a zero-shot head; class names)."""
-    from src_files.inference.load import load_model
-    from src_files.ml_decoder.ml_decoder import update_wordvecs
-    args.precision, args.fold_norms, args.head_impl, args.channels_last = 'fp32', True, 'fast', False
-    model, class_names, _, _ = load_model(args, explicit, torch.device('cpu'))
-    if args.zsl and not args.wordvecs:
-        raise UserError(f"{args.model_path} is a zero-shot model: give the word vectors of the classes it should "
+def export_settings(values, explicit):
+    """The checkpoint is loaded as validate.py loads it, on the CPU in fp32, norms folded, the fast head."""
+    return resolve.inference_settings(values, explicit, precision='fp32', fold_norms=True, device='cpu',
+                                      speed=SpeedSettings(head_impl='fast', channels_last=False))
+
+
+def load_for_export(settings, wordvecs=None, class_names_file=None):
+    """(model: eval, fp32, CPU, norms folded, word vectors baked in for a zero-shot head; class names; Loaded).
+    `wordvecs`: --wordvecs, the word vectors of the classes a zero-shot head scores; `class_names_file`: their
+    names (--class-names)."""
+    loaded = load_model(settings, torch.device('cpu'))
+    model, class_names = loaded.model, loaded.class_names
+    if loaded.config.zsl and not wordvecs:
+        raise UserError(f"{settings.model_path} is a zero-shot model: give the word vectors of the classes it should "
                         f"score with --wordvecs FILE ([300, n], e.g. NUS-WIDE's wordvec_array.pth)")
-    if args.wordvecs and not args.zsl:
-        raise UserError(f"--wordvecs is for zero-shot checkpoints (--zsl 1); {args.model_path} has a fixed "
+    if wordvecs and not loaded.config.zsl:
+        raise UserError(f"--wordvecs is for zero-shot checkpoints (--zsl 1); {settings.model_path} has a fixed "
                         f"classifier")
-    if args.zsl:
-        wordvecs = read_wordvec_file(args.wordvecs)
-        update_wordvecs(model, test_wordvecs=wordvecs)
-        class_names = zsl_class_names(wordvecs, args.class_names, class_names)
-    return model.eval(), class_names
-
-
-def prove_parity(args, model, path):
-    """Load `path` back and compare its logits with the model's; print each batch; UserError above tolerance."""
-    runner, meta = (load_onnx(path) if args.format == 'onnx' else load_pt2(path))
-    batches = random_batches(args.image_size)
-    if args.check_images:
-        batches += image_batches(args.check_images, args.image_size)
-    results = check_parity(model, runner, batches)
-    for name, max_abs, rel in results:
-        print(f"parity {name}: max |diff| {max_abs:.2e}, {rel:.2e} of the largest |logit|")
-    worst = max(results, key=lambda r: r[2])
-    if not worst[2] <= args.tolerance:
-        raise UserError(f"parity check failed: the exported logits differ from PyTorch's by {worst[2]:.2e} of the "
-                        f"largest logit on {worst[0]} (tolerance {args.tolerance:g}); {args.output} was not written")
-    return worst[2]
-
-
-def write_and_check(args, model, metadata):
-    """Write to FILE.tmp, prove parity on it, then rename it to FILE; on any failure no file is left."""
-    tmp = f"{args.output}.tmp.{args.format}"  # (torch.export.load wants a name ending in .pt2)
-    try:
-        try:
-            write_export(model, tmp, args.format, args.image_size, metadata, opset=args.opset,
-                         exporter=args.exporter)
-        except (UserError, OSError):
-            raise
-        except Exception as error:  # noqa: BLE001 - exporters raise many types; say which step failed
-            first = (str(error).strip().splitlines() or [''])[0][:300]
-            what = f"the {args.exporter} ONNX exporter" if args.format == 'onnx' else "torch.export"
-            raise UserError(f"{what} failed on {args.model_name}: {type(error).__name__}: {first}") from None
-        worst = prove_parity(args, model, tmp)
-        if args.file_precision == 'int8':
-            quantized = f"{args.output}.tmp.int8.onnx"
-            try:
-                quantize_and_check(args, model, tmp, quantized)
-                os.replace(quantized, args.output)
-            finally:
-                if os.path.exists(quantized):
-                    os.remove(quantized)
-        else:
-            os.replace(tmp, args.output)
-        return worst
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def quantize_and_check(args, model, fp32_path, path):
-    """Quantize the checked fp32 file into `path`, calibrated on --calibration-data; UserError if the int8
-    probabilities stray from PyTorch's (cpu_fast's guard) on those images or on --check-images."""
-    from src_files.export import cpu_int8 as cpu_fast
-    from src_files.export import OnnxModel
-    from src_files.export.quantize import quantize_onnx
-    calibration, _ = cpu_fast.load_calibration(args, None)
-    quantize_onnx(fp32_path, path, [calibration[i:i + 8] for i in range(0, len(calibration), 8)])
-    images = [calibration] + ([b for _, b in image_batches(args.check_images, args.image_size)]
-                              if args.check_images else [])
-    task = model_task(args)
-    mean, worst = cpu_fast.guard(model, OnnxModel(path), torch.cat(images), task)
-    print(f"int8: probabilities within {mean:.4f} on average, {worst:.3f} at most, of PyTorch's on "
-          f"{sum(len(b) for b in images)} images")
-    if mean > cpu_fast.GUARD_MEAN or worst > cpu_fast.GUARD_MAX:
-        raise UserError(f"the int8 model strays from PyTorch's probabilities ({mean:.4f} on average, {worst:.3f} at "
-                        f"most; allowed {cpu_fast.GUARD_MEAN}, {cpu_fast.GUARD_MAX}): {args.output} was not written; "
-                        f"use --precision fp32")
+    if loaded.config.zsl:
+        vectors = read_wordvec_file(wordvecs)
+        update_wordvecs(model, test_wordvecs=vectors)
+        class_names = zsl_class_names(vectors, class_names_file, class_names)
+    return model.eval(), class_names, loaded
 
 
 def main(argv=None):
-    args, explicit = cli.parse_args(build_parser(), argv)
-    check_flags(args)
-    model, class_names = load_for_export(args, explicit)
-    how = f"opset {args.opset}, {args.exporter} exporter" if args.format == 'onnx' else 'torch.export'
-    onnx_only = dict(opset=args.opset, exporter=args.exporter) if args.format == 'onnx' else {}
-    metadata = build_metadata(args.model_name, args.image_size, class_names, zsl=args.zsl, task=model_task(args),
-                              source=os.path.basename(args.model_path), format=args.format,
-                              torch_version=torch.__version__, tolerance=args.tolerance, **onnx_only)
+    values, explicit = flags.parse(build_parser(), argv)
+    output = check_values(values)
+    settings = export_settings(values, explicit)
+    model, class_names, loaded = load_for_export(settings, values['wordvecs'], values['class_names'])
+    config, fmt = loaded.config, values['format']
+    plan = ExportPlan(output=output, model_name=config.model_name, image_size=config.image_size, format=fmt,
+                      opset=values['opset'], exporter=values['exporter'], tolerance=values['tolerance'],
+                      check_images=values['check_images'], precision=values['file_precision'],
+                      calibration_data=values['calibration_data'], task=loaded.task)
+    how = f"opset {plan.opset}, {plan.exporter} exporter" if fmt == 'onnx' else 'torch.export'
+    onnx_only = dict(opset=plan.opset, exporter=plan.exporter) if fmt == 'onnx' else {}
+    metadata = build_metadata(config.model_name, config.image_size, class_names, zsl=config.zsl, task=loaded.task,
+                              source=os.path.basename(settings.model_path), format=fmt,
+                              torch_version=torch.__version__, tolerance=plan.tolerance, **onnx_only)
     start = time.time()
-    worst = write_and_check(args, model, metadata)
-    size_mb = os.path.getsize(args.output) / 2 ** 20
-    how += ', int8' if args.file_precision == 'int8' else ''
-    print(f"wrote {args.output} ({args.format.upper()}, {how}, {size_mb:.1f} MiB): {args.model_name} "
-          f"{args.image_size}px, {len(class_names)} classes, dynamic batch; logits match PyTorch's to "
-          f"{worst:.1e} of the largest (tolerance {args.tolerance:g}) ({time.time() - start:.0f} s)")
+    worst = write_checked(model, plan, metadata)
+    size_mb = os.path.getsize(output) / 2 ** 20
+    how += ', int8' if plan.precision == 'int8' else ''
+    print(f"wrote {output} ({fmt.upper()}, {how}, {size_mb:.1f} MiB): {config.model_name} "
+          f"{config.image_size}px, {len(class_names)} classes, dynamic batch; logits match PyTorch's to "
+          f"{worst:.1e} of the largest (tolerance {plan.tolerance:g}) ({time.time() - start:.0f} s)")
     return 0
 
 
 if __name__ == '__main__':
-    cli.run_main(main)
+    run.run_main(main)

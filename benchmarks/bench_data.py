@@ -62,7 +62,7 @@ def loader_rate(root, size, workers, batch_size, batches, uint8=False):
     from torch.utils.data import DataLoader, RandomSampler
 
     from src_files.data.coco import coco_split
-    from src_files.training.seeded_samples import SeededSamples
+    from src_files.training.data import SeededSamples
     data = SeededSamples(coco_split(root, 'train', train_transform(size, uint8=uint8)), seed=0)
     order = RandomSampler(data, replacement=True, num_samples=(batches + 1) * batch_size)  # (any folder size)
     loader = DataLoader(data, batch_size=batch_size, sampler=order, num_workers=workers, drop_last=True)

@@ -5,7 +5,6 @@ batch for every path), the largest logit difference to the published path relati
 with --model-path and --data the mAP (top-1 on single-label data) of the path on the validation set and its
 difference to fp32 (the exact path). Without --model-path the model has random weights.
 """
-import os
 import platform
 
 import numpy as np
@@ -32,23 +31,24 @@ def cpu_name():
 
 
 def load_trained(args):
-    """(model, validate's args) of --model-path, read as validate.py reads it (fp32, norms folded)."""
+    """(model, the Loaded checkpoint: src_files/inference/load.py) of --model-path, read as validate.py reads it
+    (fp32, norms folded)."""
     import validate
-    from src_files.cli import flags as cli
+    from src_files.cli import flags, resolve
     from src_files.inference.load import load_model
     argv = ['--model-path', args.model_path, '--precision', 'fp32', '--device', 'cpu']
-    argv += ['--data', args.data] if args.data else []
-    vargs, explicit = cli.parse_args(validate.build_parser(), argv)
-    model, class_names, _, _ = load_model(vargs, explicit, torch.device('cpu'))
-    model.num_classes = len(class_names)
-    return model, vargs
+    values, explicit = flags.parse(validate.build_parser(), argv)
+    loaded = load_model(resolve.inference_settings(values, explicit), torch.device('cpu'))
+    model = loaded.model
+    model.num_classes = len(loaded.class_names)
+    return model, loaded
 
 
-def validation_images(vargs):
-    """(images [N, 3, S, S], targets, task) of the validation split of vargs.data, read once for every path."""
-    from src_files.engine import data_args
+def validation_images(data, image_size):
+    """(images [N, 3, S, S], targets, task) of the validation split of `data`, read once for every path."""
+    from src_files.data.formats import load_datasets
     from src_files.helper_functions.augmentations import val_transform
-    splits = data_args.load(vargs, None, val_transform(vargs.image_size), need_train=False)
+    splits = load_datasets(data, 'auto', None, val_transform(image_size), need_train=False)
     items = [splits.val[i] for i in range(len(splits.val))]
     targets = np.stack([np.asarray(t) for _, t in items])
     return torch.stack([image for image, _ in items]), targets, splits.task
@@ -65,16 +65,16 @@ def score(run, images, targets, task, batch=16):
 
 def main(args):
     torch.manual_seed(0)
-    vargs = None
+    loaded = None
     if args.model_path:
-        model, vargs = load_trained(args)
-        args.model_name, args.image_size = vargs.model_name, vargs.image_size
+        model, loaded = load_trained(args)
+        args.model_name, args.image_size = loaded.config.model_name, loaded.config.image_size
     else:
         from common import build_model, parse_mode
         from src_files.models import fold_norm_layers
         model = fold_norm_layers(build_model(args, torch.device('cpu'), parse_mode('fast')).eval())
         model.num_classes = args.num_classes
-    held = validation_images(vargs) if vargs is not None and args.data else None
+    held = validation_images(args.data, args.image_size) if loaded is not None and args.data else None
     sizes = [int(b) for b in args.batch_sizes.split(',')]
     x = {b: torch.rand(b, 3, args.image_size, args.image_size, generator=torch.Generator().manual_seed(b))
          for b in sizes}

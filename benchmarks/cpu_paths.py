@@ -7,7 +7,7 @@ Each path turns the same model (eval mode, norms folded, fp32) into a callable i
 - bf16+cl: weights and inputs in bfloat16, channels-last (native on CPUs with AVX512-BF16 or AMX);
 - onnx: the export.py file run by ONNX Runtime in fp32;
 - int8: that file quantized by ONNX Runtime (src_files/export/quantize.py), the default of validate.py / infer.py
-  on CPUs with VNNI (src_files/engine/cpu_fast.py).
+  on CPUs with VNNI (src_files/export/cpu_int8.py).
 """
 import copy
 import os

@@ -115,3 +115,8 @@ def gather_rows(info, indices, *arrays):
         out.append(np.concatenate(chunks)[order])
     return tuple(out)
 
+
+
+def world_size():
+    """The number of training processes torchrun starts (1 for a plain `python`), known before set-up."""
+    return int(os.environ.get('WORLD_SIZE', '1') or 1)

@@ -15,6 +15,7 @@ import struct
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 
 def _numpy_globals():
@@ -56,6 +57,5 @@ def is_safetensors(path):
 
 def load_safetensors(path, map_location='cpu'):
     """The tensors of a .safetensors file, as {name: tensor} on `map_location` (safe: no unpickling)."""
-    from safetensors.torch import load_file  # installed with timm
     device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
     return load_file(path, device=str(device))

@@ -1,15 +1,15 @@
-"""Calling a script's main() in the test process as its command line would (through cli.run_main), and checking
+"""Calling a script's main() in the test process as its command line would (through run.run_main), and checking
 that a bad input ends in one error line."""
 import pytest
 
-from src_files.cli import flags as cli
+from src_files.cli import run
 
 
 def call_main(module, args, capfd):
     """main() of a script through run_main, in this process; returns (exit code, stdout, stderr)."""
     capfd.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(module.main, [str(a) for a in args])
+        run.run_main(module.main, [str(a) for a in args])
     out, err = capfd.readouterr()
     return exit_info.value.code, out, err
 

@@ -10,7 +10,7 @@ import infer
 import train
 import train_zsl_nus
 import validate
-from src_files.cli import flags as cli
+from src_files.cli import flags
 
 SCRIPTS = [train, train_zsl_nus, validate, infer]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,14 +26,14 @@ def test_every_flag_takes_its_underscore_spelling(module):
     for flag in _long_flags(parser):
         underscored = flag.replace('-', '_').replace('__', '--', 1)
         assert parser._dashed([underscored, f'{underscored}=1']) == [flag, f'{flag}=1']
-    args, explicit = cli.parse_args(parser, ['--model_path=x.pth', '--image_size', '448', '--num_classes', '5'])
-    assert (args.model_path, args.image_size, args.num_classes) == ('x.pth', 448, 5)
+    values, explicit = flags.parse(parser, ['--model_path=x.pth', '--image_size', '448', '--num_classes', '5'])
+    assert (values['model_path'], values['image_size'], values['num_classes']) == ('x.pth', 448, 5)
     assert {'model_path', 'image_size', 'num_classes'} <= explicit
 
 
 def test_the_published_readme_command_parses():
-    args, explicit = cli.parse_args(train.build_parser(), ['--data=DIR', '--model_name=tresnet_l', '--image_size=448'])
-    assert (args.data, args.model_name, args.image_size) == ('DIR', 'tresnet_l', 448)
+    values, explicit = flags.parse(train.build_parser(), ['--data=DIR', '--model_name=tresnet_l', '--image_size=448'])
+    assert (values['data'], values['model_name'], values['image_size']) == ('DIR', 'tresnet_l', 448)
     assert explicit == {'data', 'model_name', 'image_size'}
     # after `--` nothing is a flag, so nothing is rewritten
     assert train.build_parser()._dashed(['--image_size', '4', '--', '--model_name']) == \
@@ -79,23 +79,23 @@ def test_an_unknown_flag_through_the_script(tmp_path):
 def test_thr_and_th_are_the_same_flag(module):
     for flag in ('--thr', '--th', '--th=', '--thr='):
         argv = [flag + '0.3'] if flag.endswith('=') else [flag, '0.3']
-        args, explicit = cli.parse_args(module.build_parser(), argv)
-        assert args.thr == 0.3 and 'thr' in explicit
+        values, explicit = flags.parse(module.build_parser(), argv)
+        assert values['thr'] == 0.3 and 'thr' in explicit
 
 
 @pytest.mark.parametrize('module', SCRIPTS)
 def test_unsafe_load_is_off_unless_given(module):
-    args, _ = cli.parse_args(module.build_parser(), [])
-    assert args.unsafe_load is False
-    args, explicit = cli.parse_args(module.build_parser(), ['--unsafe-load'])
-    assert args.unsafe_load is True and 'unsafe_load' in explicit
+    values, _ = flags.parse(module.build_parser(), [])
+    assert values['unsafe_load'] is False
+    values, explicit = flags.parse(module.build_parser(), ['--unsafe-load'])
+    assert values['unsafe_load'] is True and 'unsafe_load' in explicit
 
 
 def test_infer_workers_and_no_default_files():
-    args, _ = cli.parse_args(infer.build_parser(), [])
-    assert args.workers == cli.default_workers()
-    assert cli.parse_args(infer.build_parser(), ['-j', '3'])[0].workers == 3
+    values, _ = flags.parse(infer.build_parser(), [])
+    assert values['workers'] == flags.default_workers()
+    assert flags.parse(infer.build_parser(), ['-j', '3'])[0]['workers'] == 3
     for module in (validate, infer):
-        args, _ = cli.parse_args(module.build_parser(), [])
-        assert args.model_path is None
-    assert args.pic_path is None
+        values, _ = flags.parse(module.build_parser(), [])
+        assert values['model_path'] is None
+    assert values['pic_path'] is None

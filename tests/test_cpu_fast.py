@@ -1,4 +1,4 @@
-"""The fast CPU path (src_files/engine/cpu_fast.py): int8 through ONNX Runtime, its accuracy guard, its cache,
+"""The fast CPU path (src_files/export/cpu_int8.py): int8 through ONNX Runtime, its accuracy guard, its cache,
 when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px. The
 checkpoint's tresnet_m has fewer blocks (every kind of TResNet-M's blocks, fewer copies: small_models.EVERY_KIND),
 which shortens each conversion (export, calibration, quantization) and each evaluation."""
@@ -16,6 +16,7 @@ import validate
 from src_files.data import coco_datasets
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
 from src_files.export import cpu_int8 as cpu_fast
+from src_files.settings import InferenceSettings, SpeedSettings
 from src_files.training.checkpoint import save_best
 from src_files.errors import UserError
 from src_files.helper_functions.augmentations import train_transform, val_transform
@@ -75,37 +76,67 @@ def cache(tmp_path_factory):
         yield root / 'int8'
 
 
-def flags(precision='auto', **extra):
-    return types.SimpleNamespace(**dict(dict(precision=precision, zsl=0, compile=False, save_attention='',
-                                             model_path='m.pth', calibration_data=''), **extra))
+def settings(precision='auto', compile=False, model_path='m.pth', calibration_data=''):
+    return InferenceSettings(model=ModelConfig(), precision=precision, model_path=model_path,
+                             calibration_data=calibration_data, speed=SpeedSettings(compile=compile))
 
 
 def test_auto_takes_int8_only_on_a_cpu_with_vnni_and_never_where_it_cannot_apply(monkeypatch):
     cpu, cuda = torch.device('cpu'), torch.device('cuda')
     monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: True)
-    assert cpu_fast.wants_int8(flags(), set(), cpu) and not cpu_fast.wants_int8(flags(), set(), cuda)
-    assert not cpu_fast.wants_int8(flags('fp32'), set(), cpu) and not cpu_fast.wants_int8(flags('bf16'), set(), cpu)
-    for blocker in (dict(zsl=1), dict(compile=True), dict(save_attention='maps/')):
-        args = flags()
-        vars(args).update(blocker)
-        assert not cpu_fast.wants_int8(args, set(), cpu)
-        args.precision = 'int8'
+    assert cpu_fast.wants_int8(settings(), cpu) and not cpu_fast.wants_int8(settings(), cuda)
+    assert not cpu_fast.wants_int8(settings('fp32'), cpu) and not cpu_fast.wants_int8(settings('bf16'), cpu)
+    for blocker in (dict(zsl=1), dict(compile=True), dict(save_attention=True)):
+        on = dict(zsl=blocker.get('zsl', 0), save_attention=blocker.get('save_attention', False))
+        compile = blocker.get('compile', False)
+        assert not cpu_fast.wants_int8(settings(compile=compile), cpu, **on)
         with pytest.raises(UserError, match='does not go with'):
-            cpu_fast.wants_int8(args, set(), cpu)
-    assert not cpu_fast.wants_int8(flags(model_path='model.onnx'), set(), cpu)
+            cpu_fast.wants_int8(settings('int8', compile=compile), cpu, **on)
+    assert not cpu_fast.wants_int8(settings(model_path='model.onnx'), cpu)
     with pytest.raises(UserError, match='is a CPU path'):
-        cpu_fast.wants_int8(flags('int8'), set(), cuda)
+        cpu_fast.wants_int8(settings('int8'), cuda)
     monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: False)
-    assert not cpu_fast.wants_int8(flags(), set(), cpu) and cpu_fast.wants_int8(flags('int8'), set(), cpu)
+    assert not cpu_fast.wants_int8(settings(), cpu) and cpu_fast.wants_int8(settings('int8'), cpu)
     # a first conversion costs more than it saves on a few images: auto converts from MIN_IMAGES on
-    assert not cpu_fast.worth_it(flags(), cpu_fast.MIN_IMAGES - 1) and cpu_fast.worth_it(flags(), cpu_fast.MIN_IMAGES)
-    assert cpu_fast.worth_it(flags('int8'), 1) and cpu_fast.worth_it(flags(calibration_data='x'), 1)
+    assert not cpu_fast.worth_it(settings(), cpu_fast.MIN_IMAGES - 1) and \
+        cpu_fast.worth_it(settings(), cpu_fast.MIN_IMAGES)
+    assert cpu_fast.worth_it(settings('int8'), 1) and cpu_fast.worth_it(settings(calibration_data='x'), 1)
 
 
 def test_spread_picks_evenly_and_includes_both_ends():
     assert cpu_fast.spread(0) == [] and cpu_fast.spread(3) == [0, 1, 2]
     picked = cpu_fast.spread(1000, 5)
     assert picked == [0, 250, 500, 749, 999] or picked == [0, 250, 500, 750, 999]
+
+
+def test_calibration_images_are_spread_and_skip_what_cannot_be_read():
+    def load(i):
+        if i == 3:
+            raise UserError('unreadable')
+        return torch.full((3, 2, 2), float(i))
+    batch, ids = cpu_fast.calibration_images(5, load, lambda i: f'image {i}')
+    assert ids == ['image 0', 'image 1', 'image 2', 'image 4'] and batch[:, 0, 0, 0].tolist() == [0, 1, 2, 4]
+    batch, ids = cpu_fast.calibration_images(100, lambda i: torch.zeros(3, 2, 2), str)
+    assert ids == [str(i) for i in cpu_fast.spread(100)] and len(batch) == cpu_fast.CALIBRATION_IMAGES
+    batch, ids = cpu_fast.calibration_images(0, load, str)
+    assert ids == [] and len(batch) == 0
+
+
+def test_the_cache_key_covers_the_checkpoint_the_model_settings_and_the_calibration(tmp_path):
+    import hashlib
+    import onnxruntime
+    path = tmp_path / 'm.pth'
+    path.write_bytes(b'weights')
+    cfg = ModelConfig(model_name='tresnet_m', image_size=64, num_classes=3, num_of_groups=2, decoder_embedding=64)
+    digest = hashlib.sha256(b'weights')
+    digest.update(json.dumps(['1', {'model_name': 'tresnet_m', 'image_size': 64, 'num_classes': 3, 'num_of_groups': 2,
+                                    'decoder_embedding': 64, 'use_ml_decoder': 1, 'fold_norms': True}, 'multi-label',
+                              ['a', 'b'], onnxruntime.__version__, torch.__version__]).encode())
+    key = cpu_fast.cache_key(str(path), cfg, True, ['a', 'b'], 'multi-label')
+    assert key == digest.hexdigest()[:24]
+    assert key != cpu_fast.cache_key(str(path), cfg, False, ['a', 'b'], 'multi-label')
+    assert key != cpu_fast.cache_key(str(path), cfg, True, ['a', 'c'], 'multi-label')
+    assert key != cpu_fast.cache_key(str(path), cfg, True, ['a', 'b'], 'single-label')
 
 
 def scores_of(stdout):
@@ -166,8 +197,7 @@ def test_infer_int8_with_calibration_data(work, cache, tmp_path, capfd):
         assert a['image'] == b['image'] and sorted(a['labels']) == sorted(b['labels']) == sorted(CLASS_NAMES)
         p32, p8 = dict(zip(a['labels'], a['scores'])), dict(zip(b['labels'], b['scores']))
         assert max(abs(p32[c] - p8[c]) for c in CLASS_NAMES) < cpu_fast.GUARD_MAX
-    assert cpu_fast.load_calibration(types.SimpleNamespace(calibration_data=f'{work.data}/train2014',
-                                                           image_size=SIZE), None)[0].shape == (4, 3, SIZE, SIZE)
+    assert cpu_fast.load_calibration(f'{work.data}/train2014', SIZE, None)[0].shape == (4, 3, SIZE, SIZE)
 
 
 def test_bad_calibration_data_is_one_line(work, cache, tmp_path, capfd):

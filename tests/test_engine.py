@@ -1,20 +1,26 @@
-"""Unit tests of src_files/engine: argument handling, error lines, sharding, atomic files, RNG state, plots."""
+"""Unit tests of the run machinery: flag parsing and resolution, error lines, sharding, atomic files, RNG state,
+plots, seeded samples, resume."""
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from src_files.training import checkpoint as ckpt
-from src_files.cli import flags as cli
-from src_files import distributed
-from src_files.reporting import curves as plots
-from src_files.evaluation import zsl
+from src_files import distributed, files
+from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
+from src_files.evaluation import zsl
+from src_files.inference import load as inference
+from src_files.reporting import curves as plots
+from src_files.settings import OptimSettings, SpeedSettings, fill_defaults
+from src_files.training import checkpoint as ckpt
+from src_files.training.data import SeededSamples
+from src_files.training.optimisation import build_optimisation
+from src_files.training.train_loop import resolve_amp
 
 
 def _parser():
-    p = cli.make_parser('x')
+    p = flags.make_parser('x')
     p.add_argument('--lr', type=float, default=1e-4, help='lr')
     p.add_argument('--flag', action='store_true', default=False, help='a flag')
     p.add_argument('--fast', action=__import__('argparse').BooleanOptionalAction, default=True, help='fast')
@@ -22,19 +28,19 @@ def _parser():
 
 
 def test_parse_args_reports_explicit_flags():
-    args, explicit = cli.parse_args(_parser(), ['--lr', '1e-4', '--no-fast'])
-    assert args.lr == 1e-4 and args.fast is False and args.flag is False
+    values, explicit = flags.parse(_parser(), ['--lr', '1e-4', '--no-fast'])
+    assert values == {'lr': 1e-4, 'fast': False, 'flag': False}
     assert explicit == {'lr', 'fast'}  # typed, even when equal to the default
-    filled = cli.fill_defaults(args, explicit, {'lr': 1.0, 'flag': True, 'fast': True})
-    assert filled == ['flag'] and args.lr == 1e-4 and args.fast is False
+    filled = fill_defaults(values, explicit, {'lr': 1.0, 'flag': True, 'fast': True})
+    assert filled == ['flag'] and values['lr'] == 1e-4 and values['fast'] is False
 
 
 def test_one_line_strips_worker_traceback():
     wrapped = ("Caught UserError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                "  File \"x.py\", line 1, in f\n    raise UserError('boom')\n"
                "src_files.errors.UserError: cannot read image /a/b.jpg: broken (replace it)\n")
-    assert cli._one_line(wrapped) == 'cannot read image /a/b.jpg: broken (replace it)'
-    assert cli._one_line('two\nlines') == 'two lines'
+    assert run._one_line(wrapped) == 'cannot read image /a/b.jpg: broken (replace it)'
+    assert run._one_line('two\nlines') == 'two lines'
 
 
 def test_run_main_prints_one_line(capfd):
@@ -42,7 +48,7 @@ def test_run_main_prints_one_line(capfd):
         raise UserError('something is wrong\nwith this')
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(main, [])
+        run.run_main(main, [])
     assert exit_info.value.code == 1
     err = capfd.readouterr().err
     assert err == 'error: something is wrong with this\n'
@@ -51,7 +57,7 @@ def test_run_main_prints_one_line(capfd):
         open('/nonexistent/dir/file', 'w')
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_main(main_os, [])
+        run.run_main(main_os, [])
     err = capfd.readouterr().err
     assert exit_info.value.code == 1 and err.startswith('error: No such file or directory: /nonexistent/dir/file')
 
@@ -78,14 +84,14 @@ def test_derived_seeds_never_coincide():
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
     path = str(tmp_path / 'latest.pth')
-    ckpt.atomic_save({'a': torch.ones(2)}, path)
+    files.atomic_save({'a': torch.ones(2)}, path)
 
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError('cannot pickle')
 
     with pytest.raises(RuntimeError):
-        ckpt.atomic_save({'a': Unpicklable()}, path)
+        files.atomic_save({'a': Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(2))
     assert os.listdir(tmp_path) == ['latest.pth']
 
@@ -94,7 +100,7 @@ def test_atomic_save_interrupted_raises_keyboard_interrupt_and_keeps_old_file(tm
     # Ctrl-C inside torch.save surfaces as a RuntimeError raised while the zip writer closes; the scripts print
     # "error: interrupted" for a KeyboardInterrupt only, so atomic_save must hand on the interrupt itself.
     path = str(tmp_path / 'latest.pth')
-    ckpt.atomic_save({'a': torch.ones(2)}, path)
+    files.atomic_save({'a': torch.ones(2)}, path)
 
     def interrupted_save(obj, f):
         f.write(b'partial')
@@ -105,7 +111,7 @@ def test_atomic_save_interrupted_raises_keyboard_interrupt_and_keeps_old_file(tm
 
     monkeypatch.setattr(torch, 'save', interrupted_save)
     with pytest.raises(KeyboardInterrupt):
-        ckpt.atomic_save({'a': torch.zeros(2)}, path)
+        files.atomic_save({'a': torch.zeros(2)}, path)
     assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(2))
     assert os.listdir(tmp_path) == ['latest.pth']
 
@@ -114,7 +120,7 @@ def test_prepare_output_dir_under_a_file(tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
     with pytest.raises(UserError, match='cannot write to the output folder'):
-        ckpt.prepare_output_dir(str(blocker / 'out'))
+        files.prepare_output_dir(str(blocker / 'out'))
 
 
 def test_rng_state_round_trip(tmp_path):
@@ -123,7 +129,7 @@ def test_rng_state_round_trip(tmp_path):
     np.random.seed(1)
     random.seed(1)
     path = str(tmp_path / 'rng.pth')
-    ckpt.atomic_save({'rng': ckpt.rng_state()}, path)
+    files.atomic_save({'rng': ckpt.rng_state()}, path)
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     ckpt.set_rng_state(torch.load(path, weights_only=True)['rng'])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
@@ -164,32 +170,29 @@ def test_zsl_scores():
 
 
 def test_default_workers_share_the_cores_among_local_processes(monkeypatch):
-    monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(flags.os, 'sched_getaffinity', lambda pid: set(range(64)), raising=False)
     monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
-    assert cli.default_workers() == 16          # capped
+    assert flags.default_workers() == 16          # capped
     monkeypatch.setenv('LOCAL_WORLD_SIZE', '8')
-    assert cli.default_workers() == 8           # 64 cores / 8 torchrun processes
-    monkeypatch.setattr(cli.os, 'sched_getaffinity', lambda pid: {0}, raising=False)
-    assert cli.default_workers() == 1           # never 0: that would load in the training process
+    assert flags.default_workers() == 8           # 64 cores / 8 torchrun processes
+    monkeypatch.setattr(flags.os, 'sched_getaffinity', lambda pid: {0}, raising=False)
+    assert flags.default_workers() == 1           # never 0: that would load in the training process
 
 
 def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
     """validate.py / infer.py: --autotune-gemms reaches compile_model on CUDA only (speed flags change nothing on
     a CPU), together with the scope and mode."""
-    import argparse
-    from src_files.inference import load as inference
+    run.setup_logging()  # (the scripts' log lines on stdout)
     calls = []
     monkeypatch.setattr(inference, 'compile_model', lambda model, *args, **kwargs: calls.append((args, kwargs)))
-    parser = argparse.ArgumentParser()
-    inference.add_inference_speed_args(parser)
     model = torch.nn.Linear(2, 2)
-    assert inference.maybe_compile(model, parser.parse_args(['--autotune-gemms'])) is model  # no --compile
+    assert inference.maybe_compile(model, SpeedSettings(autotune_gemms=True)) is model  # no --compile
     assert '--autotune-gemms acts only with --compile' in capsys.readouterr().out
-    args = parser.parse_args(['--compile', '--compile-mode', 'reduce-overhead', '--autotune-gemms'])
-    inference.maybe_compile(model, args)
+    speed = SpeedSettings(compile=True, compile_mode='reduce-overhead', autotune_gemms=True)
+    inference.maybe_compile(model, speed)
     monkeypatch.setattr(torch.Tensor, 'device', property(lambda self: torch.device('cuda')))
-    inference.maybe_compile(model, args)
-    inference.maybe_compile(model, parser.parse_args(['--compile']))
+    inference.maybe_compile(model, speed)
+    inference.maybe_compile(model, SpeedSettings(compile=True))
     assert calls == [(('full', 'reduce-overhead'), {'gemm_autotune': False}),
                      (('full', 'reduce-overhead'), {'gemm_autotune': True}),
                      (('full', 'default'), {'gemm_autotune': False})]
@@ -203,14 +206,12 @@ def test_inference_compile_flags_reach_compile_model(monkeypatch, capsys):
                                             ('weight_decay', -1e-4, '--weight-decay 0 or more'),
                                             ('seed', -1, r'--seed must be in \[0, 2\*\*32\)'),
                                             ('seed', 2 ** 32, r'--seed must be in')])
-def test_check_train_args_names_the_bad_flag(key, value, flag):
-    from argparse import Namespace
-    from src_files.engine.run_setup import check_train_args
+def test_check_train_values_names_the_bad_flag(key, value, flag):
     good = dict(lr=1e-4, batch_size=8, epochs=2, image_size=64, workers=0, stop_after=0, ema_decay=0.9997,
                 weight_decay=1e-4, seed=0)
-    check_train_args(Namespace(**good))
+    resolve.check_train_values(good)
     with pytest.raises(UserError, match=flag):
-        check_train_args(Namespace(**dict(good, **{key: value})))
+        resolve.check_train_values(dict(good, **{key: value}))
 
 
 class _RandomDraws(torch.utils.data.Dataset):
@@ -233,7 +234,6 @@ def test_seeded_samples_draw_the_same_augmentation_whatever_the_workers_and_orde
     """A resumed run may load with another --workers (another machine): each sample's draws come from (seed,
     epoch, index) alone, and the training process's own RNGs are left where they were."""
     import random
-    from src_files.training.seeded_samples import SeededSamples
     samples = SeededSamples(_RandomDraws(), seed=3)
     order = list(range(12))
     reference = _draws(samples, 0, order)
@@ -255,7 +255,6 @@ def test_loader_processes_kept_across_epochs_draw_each_epochs_augmentation():
     new epoch (set in the training process) and draw what processes started for that epoch alone would. (Forked
     processes share the epoch's memory only if it is shared memory; spawned ones, as on macOS, get the tensor
     through torch's pickling, which moves it to shared memory in any case.)"""
-    from src_files.training.seeded_samples import SeededSamples
     samples = SeededSamples(_RandomDraws(), seed=3)
     order = list(range(12))
     expected = []
@@ -271,33 +270,29 @@ def test_loader_processes_kept_across_epochs_draw_each_epochs_augmentation():
 
 
 def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
-    from src_files.engine.run_setup import refuse_to_overwrite
-    refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet
+    resolve.refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet
     (tmp_path / 'run').mkdir()
-    refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
+    resolve.refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
     (tmp_path / 'run' / ckpt.LATEST).write_bytes(b'x')
     with pytest.raises(UserError, match='already holds a run .* continue it with --resume'):
-        refuse_to_overwrite(str(tmp_path / 'run'))
+        resolve.refuse_to_overwrite(str(tmp_path / 'run'))
 
 
 def test_resume_takes_the_runs_settings_unless_given_again(tmp_path):
     """--amp is the run's too: a run started with the published fp16 + loss scaling must not resume in bf16."""
-    from argparse import Namespace
-    from src_files.engine.run_setup import resolve_resume
     saved = dict(amp='fp16', lr=1e-3, data='/data/coco', workers=8)
-    ckpt.atomic_save({'model': {}, 'ema': {}, 'optimizer': {}, 'scheduler': {}, 'epoch': 1, 'args': saved},
-                     str(tmp_path / ckpt.LATEST))
-    args = Namespace(resume='', output_dir=str(tmp_path), amp='auto', lr=1e-4, data='data/coco', workers=2)
-    resolve_resume(args, explicit={'resume', 'output_dir'})
-    assert (args.amp, args.lr, args.data) == ('fp16', 1e-3, '/data/coco')
-    assert args.workers == 2  # this machine's; the augmentation does not depend on it (SeededSamples)
-    args = Namespace(resume='', output_dir=str(tmp_path), amp='bf16', lr=1e-4, data='data/coco', workers=2)
-    resolve_resume(args, explicit={'resume', 'output_dir', 'amp'})
-    assert args.amp == 'bf16'
+    files.atomic_save({'model': {}, 'ema': {}, 'optimizer': {}, 'scheduler': {}, 'epoch': 1, 'args': saved},
+                      str(tmp_path / ckpt.LATEST))
+    values = dict(resume='', output_dir=str(tmp_path), amp='auto', lr=1e-4, data='data/coco', workers=2)
+    resolve.resume_state(values, explicit={'resume', 'output_dir'})
+    assert (values['amp'], values['lr'], values['data']) == ('fp16', 1e-3, '/data/coco')
+    assert values['workers'] == 2  # this machine's; the augmentation does not depend on it (SeededSamples)
+    values = dict(resume='', output_dir=str(tmp_path), amp='bf16', lr=1e-4, data='data/coco', workers=2)
+    resolve.resume_state(values, explicit={'resume', 'output_dir', 'amp'})
+    assert values['amp'] == 'bf16'
 
 
 def test_fp16_training_on_a_cpu_gets_a_note(capsys):
-    from src_files.engine.run_setup import resolve_amp
     assert resolve_amp('fp16', torch.device('cpu'), warn=True) == 'fp16'
     assert 'very slow' in capsys.readouterr().out
     assert resolve_amp('auto', torch.device('cpu'), warn=True) == 'off' and capsys.readouterr().out == ''
@@ -306,9 +301,8 @@ def test_fp16_training_on_a_cpu_gets_a_note(capsys):
 @pytest.mark.parametrize('steps', [1, 4, 5, 6, 10])
 def test_one_cycle_schedule_builds_for_short_runs(steps):
     """torch's OneCycleLR divides by zero for exactly 5 steps at pct_start 0.2; every short run must step."""
-    from src_files.engine.loop import build_trainables
     model = torch.nn.Linear(3, 2)
-    parts = build_trainables(model, steps_per_epoch=steps, epochs=1, lr=1e-3, weight_decay=1e-4, ema_decay=0.9)
+    parts = build_optimisation(model, OptimSettings(epochs=1, lr=1e-3, weight_decay=1e-4, ema_decay=0.9), steps)
     lrs = []
     for _ in range(steps):
         parts.optimizer.step()

@@ -16,19 +16,19 @@ from PIL import Image
 
 import export
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
-from src_files.cli import flags as cli
+from src_files.cli import flags
 from tests import script_calls
 from tests.script_calls import assert_user_error
 from src_files.training.checkpoint import save_best
 from src_files.errors import UserError
-from src_files.export import OnnxModel, compare, load_onnx, load_pt2
+from src_files.export import OnnxModel, checked, compare, load_onnx, load_pt2
 from src_files.models import create_model
 from src_files.models.config import ModelConfig
 from small_models import shallow_tresnet_m
 
 SIZE = 64
 TOL = 1e-4
-slow = pytest.mark.slow  # (each export takes 15-40 s on 2 CPU cores)
+slow = pytest.mark.slow  # (each runs whole exports and their parity checks)
 
 
 def call_main(args, capfd):
@@ -77,9 +77,9 @@ def work(tmp_path_factory):
 
 def pytorch_model(checkpoint, wordvecs=None):
     """The checkpoint's model as export.py loads it (eval, fp32, CPU, folded), with word vectors if given."""
-    args, explicit = cli.parse_args(export.build_parser(), ['--model-path', str(checkpoint)] +
-                                    (['--wordvecs', str(wordvecs)] if wordvecs else []))
-    return export.load_for_export(args, explicit)[0]
+    values, explicit = flags.parse(export.build_parser(), ['--model-path', str(checkpoint)] +
+                                   (['--wordvecs', str(wordvecs)] if wordvecs else []))
+    return export.load_for_export(export.export_settings(values, explicit), values['wordvecs'])[0]
 
 
 def assert_parity(model, runner, num_classes):
@@ -166,7 +166,7 @@ def test_tolerance_guard_removes_the_file(work, shallow, tmp_path, capfd, monkey
     def perturbed(path, threads=None):
         runner, meta = load_onnx(path, threads)
         return (lambda images: runner(images) * (1 + 1e-3)), meta
-    monkeypatch.setattr(export, 'load_onnx', perturbed)
+    monkeypatch.setattr(checked, 'load_onnx', perturbed)
     out = tmp_path / 'bad.onnx'
     out.write_bytes(b'an older export')  # kept: a failed export leaves what was there (it never replaced it)
     code, stdout, err = call_main(['--model-path', work / 'plain.pth', '--output', out, '--exporter',
@@ -233,11 +233,11 @@ def test_exported_onnx_gives_the_reference_logits(case, tmp_path, capfd):
     state_dict = {k: v.float() if v.is_floating_point() else v
                   for k, v in reference_state_dict(ref['state_dict_layout']).items()}
     save_best(str(tmp_path / 'ref.pth'), state_dict, [str(i) for i in range(cfg['num_classes'])], cfg)
-    flags = ['--model-path', tmp_path / 'ref.pth', '--output', tmp_path / 'ref.onnx']
+    argv = ['--model-path', tmp_path / 'ref.pth', '--output', tmp_path / 'ref.onnx']
     if cfg['zsl']:
         torch.save(reference_wordvecs(ref['config']['n_wordvecs']).float(), tmp_path / 'wordvecs.pth')
-        flags += ['--wordvecs', tmp_path / 'wordvecs.pth']
-    code, _, err = call_main(flags, capfd)
+        argv += ['--wordvecs', tmp_path / 'wordvecs.pth']
+    code, _, err = call_main(argv, capfd)
     assert code == 0, err
     runner, _ = load_onnx(str(tmp_path / 'ref.onnx'))
     logits = runner(reference_input(ref['config']['batch'], cfg['image_size']).float())

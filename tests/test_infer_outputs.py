@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import infer
+from src_files.inference import labelling
 from src_files.training.checkpoint import save_best
 from src_files.inference.predictions import PredictionWriter, list_images, pick_labels, read_thresholds
 from src_files.errors import UserError
@@ -157,7 +158,7 @@ def test_an_interrupted_run_leaves_no_file(setup, tmp_path, capfd, monkeypatch):
         calls.append(1)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(infer, 'report_image', lambda *args: interrupt() if calls else calls.append(0))
+    monkeypatch.setattr(labelling, 'report_image', lambda *args: interrupt() if calls else calls.append(0))
     code, _, err = run(setup, capfd, '--output', tmp_path / 'preds.csv')
     assert code == 130 and 'interrupted' in err
     assert os.listdir(tmp_path) == []

@@ -1,6 +1,7 @@
-"""validate.py --report DIR (src_files/engine/report.py) and the metrics it adds: per-class AP against scikit-learn,
+"""validate.py --report DIR (src_files/reporting/report.py) and the metrics it adds: per-class AP against scikit-learn,
 the F1-optimal thresholds under the project's `score > threshold` rule (and as infer.py reads them), top-k metrics
-by hand, the printed lines, and validate.py end to end on a random tresnet_m (marked slow)."""
+by hand, the printed lines, the single-label report's files against scikit-learn, and validate.py end to end on a
+random tresnet_m (marked slow)."""
 import csv
 import json
 import os
@@ -13,7 +14,7 @@ from sklearn.metrics import average_precision_score
 import validate
 from tests.script_calls import call_main
 from src_files.inference.predictions import read_thresholds
-from src_files.reporting.report import FILES, write_report
+from src_files.reporting.report import FILES, SINGLE_LABEL_FILES, write_report, write_single_label_report
 from src_files.helper_functions.metrics import (best_f1_thresholds, mAP, per_class_threshold_metrics,
                                                 threshold_metrics, topk_metrics)
 
@@ -163,6 +164,34 @@ def test_topk_metrics_by_hand():
                 'OF1': 2 * o_p * o_r / (o_p + o_r)}
     assert out == pytest.approx({k: 100 * v for k, v in expected.items()})
     assert topk_metrics(targets, scores, 9) == topk_metrics(targets, scores, 5)  # k beyond the classes: all
+
+
+def test_single_label_report_files_against_scikit_learn(tmp_path, capsys):
+    from sklearn.metrics import confusion_matrix, recall_score
+    names = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6']
+    rng = np.random.RandomState(2)
+    labels = rng.choice([0, 1, 2, 4, 5, 6], 150)  # class 3 has no image
+    scores = rng.rand(150, 7) + 0.6 * np.eye(7)[labels]
+    top1 = 100 * float(np.mean(scores.argmax(axis=1) == labels))
+    summary = write_single_label_report(str(tmp_path / 'r'), scores, labels, names, {'top1': top1, 'top5': 99.0},
+                                        meta={'checkpoint': 'm.pth'})
+    assert sorted(os.listdir(tmp_path / 'r')) == sorted(SINGLE_LABEL_FILES)
+    present = [0, 1, 2, 4, 5, 6]
+    recall = recall_score(labels, scores.argmax(axis=1), labels=present, average=None, zero_division=0)
+    rows = read_rows(tmp_path / 'r')
+    assert [r['class'] for r in rows] == names and rows[3]['images'] == '0' and rows[3]['top1'] == ''
+    assert [float(rows[c]['top1']) for c in present] == pytest.approx(100 * recall, abs=1e-4)
+    matrix = confusion_matrix(labels, scores.argmax(axis=1), labels=range(7))
+    off = matrix - np.diag(np.diag(matrix))
+    assert rows[0]['most_confused_with'] == names[off[0].argmax()] and int(rows[0]['times']) == off[0].max()
+    assert summary['mean_class_top1'] == pytest.approx(100 * recall.mean())
+    assert (summary['images'], summary['classes'], summary['classes_without_images']) == (150, 7, 1)
+    assert json.loads((tmp_path / 'r' / 'summary.json').read_text())['checkpoint'] == 'm.pth'
+    assert (tmp_path / 'r' / 'confusion.png').read_bytes()[:4] == b'\x89PNG'
+    out = capsys.readouterr().out
+    worst = present[int(np.argmin(recall))]
+    assert f"worst classes by top-1: {names[worst]} {100 * recall.min():.1f}" in out
+    assert f"report written to {tmp_path / 'r'}" in out
 
 
 def test_report_with_zsl_is_a_one_line_error(tmp_path, capfd):

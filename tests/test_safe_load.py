@@ -12,8 +12,11 @@ import torch
 from src_files.data.nus_wide import read_wordvecs
 from src_files.training import checkpoint as ckpt
 from src_files.errors import UserError
+from src_files.inference.load import load_model
 from src_files.models import create_model, load_checkpoint
+from src_files.models.config import ModelConfig
 from src_files.safe_load import torch_load
+from src_files.settings import InferenceSettings
 
 WEIGHTS = {'body.conv1.0.weight': torch.ones(2, 3, 1, 1)}
 
@@ -117,13 +120,22 @@ def test_unsafe_load_reads_a_trusted_file(tmp_path):
         load_checkpoint(str(path))
     _, extras = load_checkpoint(str(path), unsafe=True)
     assert extras['note'].text == 'from a trusted run'
-    # create_model reads the flag from the scripts' namespace (args.unsafe_load) or a keyword
-    args = argparse.Namespace(model_name='tresnet_m', num_classes=3, decoder_embedding=64, model_path=str(path),
-                              unsafe_load=True)
-    loaded = create_model(args, load_head=True)
+    # create_model takes the flag as a keyword, with a ModelConfig or the config's fields
+    config = ModelConfig(model_name='tresnet_m', num_classes=3, decoder_embedding=64)
+    loaded = create_model(config, load_head=True, model_path=str(path), unsafe_load=True)
     assert torch.equal(loaded.state_dict()['head.decoder.duplicate_pooling'],
                        model.state_dict()['head.decoder.duplicate_pooling'])
     create_model(model_name='tresnet_m', num_classes=3, decoder_embedding=64, model_path=str(path), unsafe_load=True)
+    # validate.py / infer.py / export.py: InferenceSettings.unsafe_load (--unsafe-load); the head's settings and the
+    # class count come from the file's tensors
+    flags = ModelConfig(model_name='tresnet_m', num_classes=None, image_size=64)
+    with pytest.raises(UserError, match='pass --unsafe-load'):
+        load_model(InferenceSettings(model=flags, model_path=str(path)), torch.device('cpu'))
+    scored = load_model(InferenceSettings(model=flags, model_path=str(path), unsafe_load=True, fold_norms=False),
+                        torch.device('cpu'))
+    assert (scored.config.num_classes, scored.config.decoder_embedding, scored.class_names) == (3, 64, ['0', '1', '2'])
+    assert torch.equal(scored.model.state_dict()['head.decoder.duplicate_pooling'],
+                       model.state_dict()['head.decoder.duplicate_pooling'])
 
 
 def test_every_file_the_project_writes_loads_safely(tmp_path):

@@ -22,7 +22,7 @@ import train
 import train_zsl_nus
 import validate
 from src_files.data import demo_coco_root, demo_nus_root
-from src_files.cli import flags as cli
+from src_files.cli import run
 from tests.script_calls import assert_user_error, call_main  # noqa: F401 (used by other test modules too)
 
 pytestmark = pytest.mark.slow  # (the whole module: `pytest -m "not slow"` leaves it out)
@@ -74,7 +74,7 @@ def trained(work, coco):
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
             pytest.raises(SystemExit) as exit_info:
-        cli.run_main(train.main, [str(a) for a in ['--data', coco, '--epochs', 2, '--output-dir', out] + SMALL])
+        run.run_main(train.main, [str(a) for a in ['--data', coco, '--epochs', 2, '--output-dir', out] + SMALL])
     assert exit_info.value.code == 0, stderr.getvalue()
     return out, stdout.getvalue()
 
@@ -441,7 +441,7 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
     dynamo and AOT autograd trace the whole model op by op, three times."""
     import torch._dynamo
     from small_models import shallow_tresnet_m
-    from src_files.engine import trainer
+    from src_files.training import speed
     from src_files.models import compile as compile_module
     from src_files.models.tresnet.layers.norm_act import NormAct2d
     modes, step_marks = [], []
@@ -450,7 +450,7 @@ def test_compiled_training_reports_its_graphs_and_warns_on_a_break(coco, work, c
         modes.append(mode)
         return compile_module.compile_model(model, scope, backend='aot_eager')  # (aot_eager takes no mode)
 
-    monkeypatch.setattr(trainer, 'compile_model', compile_without_codegen)
+    monkeypatch.setattr(speed, 'compile_model', compile_without_codegen)
     shallow_tresnet_m(monkeypatch)
     monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: step_marks.append(1))
     args = ['--data', coco, '--epochs', 1, '--compile'] + SMALL

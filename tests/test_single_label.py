@@ -16,10 +16,14 @@ import infer
 import train
 import validate
 from src_files.data import detect_format, load_datasets
-from src_files.engine import recipes, tasks
-from src_files.cli import flags as cli
+from src_files.cli import flags, resolve
 from src_files.distributed import DistInfo
+from src_files.settings import SINGLE
+from src_files.training.data import RepeatedOrder, SeededSamples, train_loader, train_transform
+from src_files.training.optimisation import build_loss, build_optimisation
 from src_files.evaluation.predict import topk_accuracy
+from src_files.inference.load import resolve_task
+from src_files.reporting import report
 from src_files.errors import UserError
 from script_calls import assert_user_error, call_main
 
@@ -157,11 +161,10 @@ def test_topk_accuracy():
 
 def test_single_label_report_table_against_scikit_learn():
     from sklearn.metrics import confusion_matrix
-    from src_files.reporting import report_single
     rng = np.random.RandomState(1)
     labels = rng.choice([0, 1, 2, 4, 5, 6], 200)  # class 3 has no image
     scores = rng.rand(200, 7) + 0.8 * np.eye(7)[labels]
-    table = report_single.class_table(scores, labels, 7)
+    table = report.single_label_table(scores, labels, 7)
     matrix = confusion_matrix(labels, scores.argmax(axis=1), labels=range(7))
     assert (table['confusion'] == matrix).all()
     with np.errstate(invalid='ignore'):
@@ -174,28 +177,28 @@ def test_single_label_report_table_against_scikit_learn():
 
 
 def test_the_model_task_comes_from_the_flag_then_the_checkpoint_then_the_data():
-    from argparse import Namespace
-    assert tasks.model_task(Namespace(task='auto', checkpoint_meta={'task': 'single-label'})) == 'single-label'
-    assert tasks.model_task(Namespace(task='auto', checkpoint_meta={'data_format': 'cifar100'})) == 'single-label'
-    assert tasks.model_task(Namespace(task='auto', checkpoint_meta={}), 'single-label') == 'single-label'
-    assert tasks.model_task(Namespace(task='auto', checkpoint_meta={})) == 'multi-label'
-    assert tasks.model_task(Namespace(task='multi-label', checkpoint_meta={'task': 'single-label'})) == 'multi-label'
+    assert resolve_task('auto', {'task': 'single-label'}) == 'single-label'
+    assert resolve_task('auto', {'data_format': 'cifar100'}) == 'single-label'
+    assert resolve_task('auto', {}, 'single-label') == 'single-label'
+    assert resolve_task('auto', {}) == 'multi-label'
+    assert resolve_task('multi-label', {'task': 'single-label'}) == 'multi-label'
 
 
 # ------------------------------------------------------------------------------------------------ recipes
 
 def _resolved(argv, kind='single-label', world_size=1):
-    args, explicit = cli.parse_args(train.build_parser(), [str(a) for a in argv])
-    recipes.resolve_recipe(args, explicit, world_size)
-    recipes.resolve_task(args, explicit, kind)
-    return args
+    """train.py's settings for `argv` on data of `kind`."""
+    values, explicit = flags.parse(train.build_parser(), [str(a) for a in argv])
+    resolve.resolve_recipe(values, explicit, world_size)
+    resolve.resolve_task(values, explicit, kind)
+    return resolve.build_train_settings(values, kind, 'train.py')
 
 
 def test_single_label_losses_of_the_published_recipe():
     from src_files.loss_functions.losses import ASLSingleLabel
-    loss = recipes.single_label_loss(_resolved([]))
+    loss = build_loss(_resolved([]).optim, SINGLE)
     assert isinstance(loss, ASLSingleLabel) and (loss.gamma_pos, loss.gamma_neg, loss.eps) == (0, 4, 0.1)
-    loss = recipes.single_label_loss(_resolved(['--loss', 'ce', '--smoothing', '0.2']))
+    loss = build_loss(_resolved(['--loss', 'ce', '--smoothing', '0.2']).optim, SINGLE)
     assert isinstance(loss, torch.nn.CrossEntropyLoss) and loss.label_smoothing == 0.2
 
 
@@ -205,15 +208,13 @@ def test_recipe_a2_is_made_of_timms_components_with_the_a2_settings():
     from timm.loss import BinaryCrossEntropy
     from timm.optim import Lamb
     from timm.scheduler import CosineLRScheduler
-    from src_files.engine.loop import Precision
-    from src_files.engine.trainer import TrainTask
-    args = _resolved(['--recipe', 'a2', '--batch-size', '64', '--model-name', 'resnet18'], world_size=8)
-    assert args.lr == pytest.approx(4e-3 * 64 * 8 / 256) and args.weight_decay == 0.02 and args.drop_path == 0.05
+    settings = _resolved(['--recipe', 'a2', '--batch-size', '64', '--model-name', 'resnet18'], world_size=8)
+    optim = settings.optim
+    assert optim.lr == pytest.approx(4e-3 * 64 * 8 / 256) and optim.weight_decay == 0.02 and optim.drop_path == 0.05
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                 torch.nn.LazyLinear(3))
     model(torch.zeros(2, 3, 8, 8))
-    task = TrainTask(train_set=list(range(600)), class_names=['a', 'b', 'c'], evaluate=None, kind='single-label')
-    parts = recipes.build_trainables(args, model, 10, Precision(torch.device('cpu')), task)
+    parts = build_optimisation(model, optim, 10, task=SINGLE, num_classes=3)
     assert isinstance(parts.optimizer, Lamb)
     assert sorted(g['weight_decay'] for g in parts.optimizer.param_groups) == [0.0, 0.02]  # none on biases, norms
     timm_schedule = parts.scheduler.scheduler
@@ -221,9 +222,10 @@ def test_recipe_a2_is_made_of_timms_components_with_the_a2_settings():
     assert isinstance(parts.mix, Mixup) and (parts.mix.mixup_alpha, parts.mix.cutmix_alpha) == (0.1, 1.0)
     assert parts.mix.label_smoothing == 0.0 and parts.mix.num_classes == 3
     assert isinstance(parts.criterion, BinaryCrossEntropy) and parts.criterion.target_threshold == 0.2
-    sampler, drop_last = recipes.a2_sampler(args, DistInfo(rank=1, world_size=8), task.train_set)
-    assert isinstance(sampler.sampler, RepeatAugSampler) and sampler.sampler.num_repeats == 3 and drop_last
-    transform = recipes.train_transform(args)
+    loader = train_loader(settings, DistInfo(rank=1, world_size=8), list(range(600)))
+    sampler = loader.sampler
+    assert isinstance(sampler.sampler, RepeatAugSampler) and sampler.sampler.num_repeats == 3 and loader.drop_last
+    transform = train_transform(settings)
     names = [type(t).__name__ for t in transform.transforms[0].transforms + transform.transforms[1].transforms]
     assert names == ['RandomResizedCropAndInterpolation', 'RandomHorizontalFlip', 'RandAugment']
     assert 'bicubic' in repr(transform.transforms[0]) and 'm=7, mstd=0.5' in repr(transform.transforms[1])
@@ -231,12 +233,9 @@ def test_recipe_a2_is_made_of_timms_components_with_the_a2_settings():
 
 def test_recipe_a2_schedule_steps_and_resumes_like_timms_train_loop(tmp_path):
     from src_files.safe_load import torch_load
-    from src_files.engine.loop import Precision
-    from src_files.engine.trainer import TrainTask
-    args = _resolved(['--recipe', 'a2', '--epochs', '8', '--batch-size', '256'])
+    optim = _resolved(['--recipe', 'a2', '--epochs', '8', '--batch-size', '256']).optim
     model = torch.nn.Linear(3, 2)
-    task = TrainTask(train_set=[], class_names=['a', 'b'], evaluate=None, kind='single-label')
-    parts = recipes.build_trainables(args, model, 4, Precision(torch.device('cpu')), task)
+    parts = build_optimisation(model, optim, 4, task=SINGLE, num_classes=2)
     lrs = []
     for _ in range(4 * 6):
         parts.optimizer.step()
@@ -245,7 +244,7 @@ def test_recipe_a2_schedule_steps_and_resumes_like_timms_train_loop(tmp_path):
     assert lrs[2] == pytest.approx(1e-5) and lrs[3] == pytest.approx(1e-5 + (4e-3 - 1e-5) / 5)  # per epoch
     assert lrs[19] == pytest.approx(2e-3 * (1 + math.cos(math.pi * 5 / 8)))  # epoch 5: cosine over the 8 epochs
     torch.save(parts.state_dict(), tmp_path / 'state.pth')
-    again = recipes.build_trainables(args, torch.nn.Linear(3, 2), 4, Precision(torch.device('cpu')), task)
+    again = build_optimisation(torch.nn.Linear(3, 2), optim, 4, task=SINGLE, num_classes=2)
     again.load_state_dict(torch_load(str(tmp_path / 'state.pth')))  # (weights_only: plain values only)
     for _ in range(3):
         parts.scheduler.step()
@@ -255,7 +254,6 @@ def test_recipe_a2_schedule_steps_and_resumes_like_timms_train_loop(tmp_path):
 
 def test_repeated_copies_of_an_image_are_augmented_differently():
     import random
-    from src_files.training.seeded_samples import SeededSamples
 
     class Draws(torch.utils.data.Dataset):
         def __len__(self):
@@ -263,7 +261,7 @@ def test_repeated_copies_of_an_image_are_augmented_differently():
 
         def __getitem__(self, i):
             return random.random()
-    order = recipes.RepeatedOrder(Draws(), 1, 0, 3, seed=0)
+    order = RepeatedOrder(Draws(), 1, 0, 3, seed=0)
     order.set_epoch(0)
     keys = list(order)
     assert len(keys) == 4 and keys[0][0] == keys[1][0] and [k[2] for k in keys[:3]] == [0, 1, 2]
@@ -287,9 +285,12 @@ def test_recipe_flags_that_do_not_apply_are_refused(argv, kind, message):
 
 
 def test_recipe_a2_on_multi_label_data_keeps_asl_and_turns_mixing_off():
-    args = _resolved(['--recipe', 'a2', '--model-name', 'tresnet_m'], kind='multi-label')
-    assert (args.mixup, args.cutmix, args.drop_path, args.opt, args.aug_repeats) == (0.0, 0.0, 0.0, 'lamb', 3)
-    assert args.loss is None and not recipes.mixing(args)
+    optim = _resolved(['--recipe', 'a2', '--model-name', 'tresnet_m'], kind='multi-label').optim
+    assert (optim.mixup, optim.cutmix, optim.drop_path, optim.opt, optim.aug_repeats) == (0.0, 0.0, 0.0, 'lamb', 3)
+    assert not optim.mixing
+    model = torch.nn.Linear(3, 2)
+    parts = build_optimisation(model, optim, 4, task='multi-label', num_classes=2)
+    assert type(parts.criterion).__name__ == 'AsymmetricLoss' and parts.mix is None
 
 
 def test_drop_path_reaches_a_timm_backbone():

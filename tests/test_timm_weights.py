@@ -1,7 +1,6 @@
 """timm's pretrained weight files as --model-path: TResNet files converted to our layout (src_files/models/
 timm_weights.py), other timm backbones' own files, .safetensors read safely. Nothing is downloaded: every timm model
 here is built with pretrained=False and saved to tmp_path."""
-import argparse
 import logging
 
 import pytest
@@ -10,6 +9,7 @@ import torch
 from src_files.errors import UserError
 from src_files.models import create_model, load_checkpoint, load_model_weights
 from src_files.models.timm_weights import from_timm_tresnet, is_timm_tresnet
+from src_files.models.config import ModelConfig
 
 timm = pytest.importorskip('timm')
 safetensors_torch = pytest.importorskip('safetensors.torch')
@@ -53,11 +53,10 @@ def _save(state_dict, path):
     return str(path)
 
 
-def _train_args(model_path, **kw):
-    """The fields of train.py's namespace that create_model reads."""
-    return argparse.Namespace(**dict(dict(model_name='tresnet_m', num_classes=5, use_ml_decoder=1, num_of_groups=-1,
-                                          decoder_embedding=64, zsl=0, image_size=64, model_path=model_path,
-                                          unsafe_load=False), **kw))
+def _train_config(**kw):
+    """The ModelConfig train.py builds the model from."""
+    return ModelConfig(**dict(dict(model_name='tresnet_m', num_classes=5, use_ml_decoder=1, num_of_groups=-1,
+                                   decoder_embedding=64, zsl=0, image_size=64), **kw))
 
 
 @pytest.mark.parametrize('file_name', ['model.safetensors', 'pytorch_model.bin'])
@@ -66,11 +65,11 @@ def test_timm_tresnet_m_file_is_the_backbone_of_our_tresnet_m(timm_tresnet_m, tm
     is skipped (with a note) and the ML-Decoder head keeps its random initialisation."""
     path = _save(timm_tresnet_m.state_dict(), _hub_file(tmp_path, 'tresnet_m.miil_in21k', file_name))
     caplog.set_level(logging.INFO, logger='src_files')
-    args = _train_args(path)
+    config = _train_config()
     torch.manual_seed(1)
-    model = create_model(args, load_head=False, model_path=args.model_path).eval()
+    model = create_model(config, load_head=False, model_path=path).eval()
     torch.manual_seed(1)
-    untouched = create_model(args, load_head=False, model_path='')
+    untouched = create_model(config, load_head=False, model_path='')
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         ours, theirs = model.body(x), timm_tresnet_m.forward_features(x)

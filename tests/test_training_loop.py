@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from src_files.engine.loop import Precision, build_trainables, train_one_epoch
+from src_files.settings import OptimSettings
+from src_files.training.optimisation import build_optimisation
+from src_files.training.train_loop import Precision, train_one_epoch
 from src_files.loss_functions.losses import AsymmetricLoss
 from small_models import small_tresnet
 
@@ -73,7 +75,8 @@ def test_engine_steps_equal_the_plain_loop():
     plain_model, engine_model = model, copy.deepcopy(model)
     plain_ema, plain_lr = _plain_loop(plain_model, loader)
 
-    parts = build_trainables(engine_model, len(loader), EPOCHS, LR, WEIGHT_DECAY, EMA_DECAY)
+    parts = build_optimisation(engine_model, OptimSettings(epochs=EPOCHS, lr=LR, weight_decay=WEIGHT_DECAY,
+                                                         ema_decay=EMA_DECAY), len(loader))
     stats = train_one_epoch(engine_model, parts, loader, Precision(torch.device('cpu')))
     assert stats.steps == len(loader) == 3 and stats.images == 12
     assert parts.scheduler.get_last_lr()[0] == plain_lr
@@ -133,3 +136,20 @@ def test_study_driver_records_each_run_once_and_keeps_finished_runs(tmp_path, ca
     assert [(r['runner'], r['seed'], r['best']) for r in rows] == [
         ('a', 0, 20.0), ('b', 0, 20.0), ('a', 1, 21.0), ('b', 1, 21.0), ('a', 2, 22.0), ('b', 2, 22.0)]
     assert 'a       n= 3 mean  21.00 sd  1.00' in capsys.readouterr().out
+
+
+def test_one_training_step_runs_the_machinery_of_at_most_four_files(capsys):
+    """tools/trace_step.py traces one step as train.py builds it: the loop, the loss and the EMA (and, for A2,
+    the schedule wrapper) outside the network's own layers."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / 'tools' / 'trace_step.py'
+    spec = importlib.util.spec_from_file_location('trace_step', path)
+    trace_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trace_step)
+    assert trace_step.main(['--image-size', '32']) == 0
+    out = capsys.readouterr().out
+    step = out.split('the network')[0]
+    assert 'src_files/training/train_loop.py' in step and 'src_files/loss_functions/losses.py' in step
+    assert 'src_files/helper_functions/ema.py' in step and 'src_files/models/tresnet/tresnet.py' in out
+    assert trace_step.main(['--image-size', '32', '--max-files', '2']) == 1  # the check can fail

@@ -3,7 +3,7 @@ them on the training device. The values must be ToTensor's, bit for bit, so that
 change; and the epoch's time spent waiting for batches is measured.
 
 The uint8 path is the same code on any device, so it is run here on the CPU."""
-import argparse
+import dataclasses
 import random
 import time
 
@@ -15,13 +15,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from src_files.cli import flags as cli
+from src_files.cli import flags
 from src_files.distributed import DistInfo
 from src_files.evaluation.predict import predict
-from src_files.engine.loop import EpochStats, Precision, build_trainables, train_one_epoch
-from src_files.training.seeded_samples import SeededSamples
-from src_files.engine.trainer import data_bound_note
-from src_files.helper_functions.augmentations import to_float, train_transform, val_transform
+from src_files.helper_functions.augmentations import to_float, train_transform, uint8_batches, val_transform
+from src_files.settings import OptimSettings
+from src_files.training.data import SeededSamples
+from src_files.training.optimisation import build_optimisation
+from src_files.training.train_loop import EpochStats, Precision, data_bound_note, train_one_epoch
 from small_models import small_tresnet
 
 CPU = Precision(torch.device('cpu'))
@@ -89,7 +90,7 @@ def _train(uint8, images):
     model = small_tresnet(5, layers=(1, 1, 1, 1), decoder_embedding=64)
     data = SeededSamples(_Images(images, train_transform(32, uint8=uint8)), seed=7)
     loader = DataLoader(data, batch_size=4, shuffle=False)
-    parts = build_trainables(model, len(loader), 1, 1e-3, 1e-4, 0.9)
+    parts = build_optimisation(model, OptimSettings(epochs=1, lr=1e-3, weight_decay=1e-4, ema_decay=0.9), len(loader))
     torch.manual_seed(1)  # (dropout)
     stats = train_one_epoch(model, parts, loader, CPU)
     return model, parts, stats
@@ -130,21 +131,22 @@ def test_epoch_measures_the_time_spent_waiting_for_batches(data_delay, model_del
     images = [Image.new('RGB', (8, 8), (i, 2 * i, 3 * i)) for i in range(8)]
     loader = DataLoader(_Images(images, val_transform(8), delay=data_delay), batch_size=2)
     model = _Slow(model_delay)
-    stats = train_one_epoch(model, build_trainables(model, len(loader), 1, 1e-3, 1e-4, 0.9), loader, CPU)
+    stats = train_one_epoch(model, build_optimisation(model, OptimSettings(epochs=1, lr=1e-3, weight_decay=1e-4, ema_decay=0.9), len(loader)), loader, CPU)
     # a step waits for its 2 images (0.06 s), or the model takes 0.06 s after a load of nothing
     assert stats.data_seconds <= stats.seconds
     assert (stats.data_share > 0.6) if waiting else (stats.data_share < 0.3), stats
     stats = EpochStats(loss=1.0, steps=4, images=80, seconds=12.0, compile_seconds=2.0, data_seconds=4.0)
     assert stats.images_per_second == 8.0 and stats.data_share == 0.4  # compilation is left out of both
-    assert '40% of the time' in data_bound_note(argparse.Namespace(workers=3), stats)
-    assert '--workers 3' in data_bound_note(argparse.Namespace(workers=3), stats)
-    stats.data_seconds = 2.0
-    assert data_bound_note(argparse.Namespace(workers=3), stats) is None
+    assert '40% of the time' in data_bound_note(3, stats)
+    assert '--workers 3' in data_bound_note(3, stats)
+    stats = dataclasses.replace(stats, data_seconds=2.0)
+    assert data_bound_note(3, stats) is None
 
 
 def test_uint8_batches_flag_acts_on_cuda_only():
-    parser = cli.make_parser('x')
-    cli.add_speed_args(parser)
-    on, off = parser.parse_args([]), parser.parse_args(['--no-uint8-batches'])
-    assert cli.uint8_batches(on, torch.device('cuda', 0)) and not cli.uint8_batches(off, torch.device('cuda', 0))
-    assert not cli.uint8_batches(on, torch.device('cpu'))
+    parser = flags.make_parser('x')
+    flags.add_speed_flags(parser, training=True)
+    on = flags.parse(parser, [])[0]['uint8_batches']
+    off = flags.parse(parser, ['--no-uint8-batches'])[0]['uint8_batches']
+    assert uint8_batches(on, torch.device('cuda', 0)) and not uint8_batches(off, torch.device('cuda', 0))
+    assert not uint8_batches(on, torch.device('cpu'))

@@ -1,6 +1,21 @@
 """Datasets: the multi-label ones return (image, float32 target [C]: 1 positive, 0 negative, -1 unknown), the
 single-label ones (ImageFolder, CIFAR-100) (image, class index); all have `class_names`. `load_datasets` reads any
-supported folder layout (COCO, VOC, CSV, Open Images, ImageFolder, CIFAR-100)."""
+supported folder layout (COCO, VOC, CSV, Open Images, ImageFolder, CIFAR-100).
+
+formats       the layouts: detect a folder's, load its splits (DataSplits), describe what was read
+coco          COCO 2014 / 2017 instances files
+voc           Pascal VOC 2007 / 2012 (and VOC-format exports), difficult objects as unknown labels
+csv_list      train.csv + val.csv label lists
+openimages    Open Images V6 image-level labels (partial labels)
+nus_wide      NUS-WIDE zero-shot splits and word vectors
+single_label  ImageFolder and CIFAR-100
+image_list    ImageList, the common dataset of image files with multi-label targets
+labels        parsing label cells
+files         file checks and image loading (one-line errors)
+demo          the built-in demo data (coloured shapes), built on first use
+digits        a small real-image set: scikit-learn's handwritten digits
+layouts       writing a COCO folder in the other layouts (for tests and studies)
+"""
 from src_files.data.coco import CocoDetection, coco_datasets
 from src_files.data.csv_list import MultiLabelCsv
 from src_files.data.demo import demo_coco_root, demo_nus_root

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 from PIL import Image
+from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
 
 from src_files.data.demo import cached_build
 
@@ -22,7 +23,6 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 def _scans(split):
     """(images [n, 8, 8] in [0, 1], labels [n]) of the split's scans: every 5th scan is for validation."""
-    from sklearn.datasets import load_digits  # bundled with scikit-learn
     digits = load_digits()
     keep = (np.arange(len(digits.target)) % 5 == 0) == (split == 'val')
     return digits.images[keep] / 16.0, digits.target[keep]

@@ -2,7 +2,8 @@
 single-label ImageFolder trees and CIFAR-100.
 
 `load_datasets(data_dir, data_format)` returns the training and validation datasets, the class list and the task
-the layout sets ('multi-label' or 'single-label'); `detect_format` tells the layout from the folder's files.
+the layout sets ('multi-label' or 'single-label'); `detect_format` tells the layout from the folder's files;
+`describe(splits)` is the one line the scripts print about what was read.
 """
 import os
 from dataclasses import dataclass
@@ -146,3 +147,20 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
         parts = (_coco if data_format == 'coco' else _csv)(data_dir, train_transform, val_transform, need_train)
     train, val, class_names, display_names = parts
     return DataSplits(train, val, data_format, list(class_names), list(display_names))
+
+
+def describe(splits):
+    """One line on what was read: format, classes, images, and the images without any label."""
+    train, val = splits.train, splits.val
+    kind = ' (single-label)' if getattr(splits, 'task', 'multi-label') == 'single-label' else ''
+    line = f"data: {splits.format}{kind}, {len(splits.class_names)} classes"
+    if train is not None:
+        line += f", {len(train)} training images"
+    line += f", {len(val)} validation images"
+    if train is not None and getattr(train, 'dropped_unlabelled', 0):
+        line += (f"; {train.dropped_unlabelled} training images without any label were left out (the COCO "
+                 f"protocol)")
+    elif train is not None and getattr(train, 'unlabelled', 0):
+        line += (f"; {train.unlabelled} training images without a positive label are kept (as negatives, or "
+                 f"unknown where VOC marks them difficult)")
+    return line

@@ -15,6 +15,7 @@ import pickle
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from src_files.data.files import load_rgb, require_dir
 from src_files.data.image_list import relative_ids
@@ -62,7 +63,6 @@ class SingleLabelImages(Dataset):
 # ---------------------------------------------------------------------------------------------- ImageFolder
 
 def _class_folders(folder):
-    from torchvision.datasets.folder import find_classes
     try:
         return find_classes(folder)[0]
     except FileNotFoundError:
@@ -70,7 +70,6 @@ def _class_folders(folder):
 
 
 def _list_images(data_dir, split, class_to_idx, class_names, transform, allow_empty):
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
     folder = os.path.join(data_dir, split)
     try:
         samples = make_dataset(folder, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
@@ -108,7 +107,6 @@ def imagefolder_datasets(data_dir, train_transform, val_transform, need_train):
 
 def has_imagefolder(data_dir):
     """True when DIR/val holds a class folder with an image file (and DIR/train, if present, is a folder)."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS
     val_dir = os.path.join(data_dir, 'val')
     if not os.path.isdir(val_dir) or (os.path.exists(os.path.join(data_dir, 'train')) and
                                       not os.path.isdir(os.path.join(data_dir, 'train'))):

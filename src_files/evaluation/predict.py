@@ -1,6 +1,8 @@
 """Scoring a dataset: sigmoid (multi-label) or softmax (single-label) outputs for every image exactly once,
-across any number of processes; the multi-label metrics and single-label top-k accuracy."""
+across any number of processes; the multi-label metrics and single-label top-k accuracy; a checkpoint's classes
+matched to the data's by name, and the note on unknown labels."""
 import contextlib
+import logging
 
 import numpy as np
 import torch
@@ -8,8 +10,11 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from src_files import distributed
+from src_files.errors import UserError
 from src_files.helper_functions.augmentations import to_float
 from src_files.helper_functions.metrics import mAP, threshold_metrics
+
+LOG = logging.getLogger(__name__)
 
 
 def autocast(device, dtype):
@@ -90,3 +95,48 @@ def topk_accuracy(scores, labels, ks=(1, 5)):
         hits = (order[:, :k] == labels[:, None]).any(axis=1)
         out[f'top{k}'] = 100.0 * float(hits.mean()) if len(labels) else 0.0
     return out
+
+
+def _normalised(name):
+    return str(name).strip().lower()
+
+
+def match_classes(model_classes, splits, model_path, num_outputs):
+    """Column of the model's output for each class of the data, in the data's order (None: the identity).
+
+    A checkpoint that names its classes is matched by name (the data's class names, or their display names such
+    as OpenImages' for its label ids); one that does not must have as many outputs as the data has classes.
+    """
+    data_classes = list(splits.class_names)
+    named = model_classes and model_classes != [str(i) for i in range(len(model_classes))]
+    if not named:
+        if num_outputs != len(data_classes):
+            raise UserError(f"the model scores {num_outputs} classes but {splits.format} data has "
+                            f"{len(data_classes)}: give the checkpoint of a model trained on these classes")
+        return None
+    column_of = {}
+    for i, name in enumerate(model_classes):
+        column_of.setdefault(_normalised(name), i)
+    displays = list(getattr(splits, 'display_names', None) or data_classes)
+    columns, missing = [], []
+    for name, display in zip(data_classes, displays):
+        column = column_of.get(_normalised(name), column_of.get(_normalised(display)))
+        (missing.append(name) if column is None else columns.append(column))
+    if missing:
+        raise UserError(f"{len(missing)} of the {len(data_classes)} classes of the data are not among the "
+                        f"{len(model_classes)} classes of {model_path} (e.g. {missing[0]!r}; the model has "
+                        f"{model_classes[0]!r}, ...): score it on data with the classes it was trained on")
+    if columns != list(range(num_outputs)):
+        LOG.info(f"note: the classes of {model_path} are in another order than the data's (or a superset of them): "
+                 f"the scores are matched by class name")
+        return np.asarray(columns)
+    return None
+
+
+def unknown_note(targets):
+    """The line saying how many label entries were unknown (None when there were none)."""
+    unknown = int((np.asarray(targets) < 0).sum())
+    if not unknown:
+        return None
+    return (f"{unknown} of {np.size(targets)} label entries ({100 * unknown / np.size(targets):.1f}%) are unknown "
+            f"and left out of each class's AP and counts")

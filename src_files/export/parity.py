@@ -1,10 +1,14 @@
 """Parity proof of an exported file: its logits against the PyTorch model's on the same inputs.
 
 The measure is max |exported - pytorch| / max |pytorch| over a batch (the largest difference relative to the
-largest logit); fp32 exports pass at TOLERANCE = 1e-4 (they measure about 3e-7 on a CPU).
+largest logit); fp32 exports pass at TOLERANCE = 1e-4.
 """
 import numpy as np
 import torch
+
+from src_files.data.files import load_rgb
+from src_files.helper_functions.augmentations import val_transform
+from src_files.inference.predictions import list_images
 
 TOLERANCE = 1e-4
 MAX_CHECK_IMAGES = 16  # --check-images: the first images of the folder, in sorted order
@@ -34,9 +38,6 @@ def random_batches(image_size):
 def image_batches(folder, image_size, limit=MAX_CHECK_IMAGES):
     """Batches of the first `limit` images of `folder` (or an image list / one image), as val_transform
     makes them: [(name, tensor [n, 3, S, S])]."""
-    from src_files.data.files import load_rgb
-    from src_files.inference.predictions import list_images
-    from src_files.helper_functions.augmentations import val_transform
     paths, _ = list_images(folder)
     paths = paths[:limit]
     transform = val_transform(image_size)

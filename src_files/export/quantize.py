@@ -6,6 +6,7 @@ kernels); the activation ranges are calibrated (min / max) on a few batches of r
 (AVX512-VNNI, AVX-VNNI or AMX) run the int8 kernels natively; elsewhere int8 is not faster, and may saturate.
 The file keeps the export's metadata and records `precision: int8` and the number of calibration images.
 """
+import logging
 import os
 import tempfile
 
@@ -31,8 +32,6 @@ def _reader(input_name, batches):
 def quantize_onnx(src, dst, batches):
     """Write the int8 version of the fp32 ONNX file `src` to `dst`, calibrated on `batches` (numpy or torch
     float32 [N, 3, S, S]); the metadata of `src` is kept."""
-    import logging
-
     import onnx
     try:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -45,7 +44,7 @@ def quantize_onnx(src, dst, batches):
     source = onnx.load(src)
     input_name = [i.name for i in source.graph.input][0]
     root = logging.getLogger()  # (the quantizer logs a warning per 1-D weight it leaves per-tensor)
-    level = root.level
+    level, handlers = root.level, list(root.handlers)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = os.path.join(tmp, 'prepared.onnx')
         try:
@@ -55,6 +54,8 @@ def quantize_onnx(src, dst, batches):
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         finally:
             root.setLevel(level)
+            for handler in [h for h in root.handlers if h not in handlers]:  # (its logging.info() gives the root
+                root.removeHandler(handler)  # logger a handler, which would print the scripts' later lines twice)
     model = onnx.load(dst)
     del model.metadata_props[:]
     props = {p.key: p.value for p in source.metadata_props}

@@ -130,7 +130,7 @@ class OnnxModel:
             raise UserError(f"{self.path} is an exported model: it can only run inference")
         return self
 
-    def to(self, *args, **kwargs):
+    def to(self, *device_or_dtype, **options):
         return self  # runs on the CPU, in fp32; inputs of any device or dtype are converted
 
     def __repr__(self):

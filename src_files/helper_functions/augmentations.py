@@ -1,7 +1,7 @@
 """Train/val image transforms of the published recipes (docs/PUBLISHED_MATH.md, "Image transforms").
 
 All randomness comes from python's ``random`` module, which the trainer seeds per image from (seed, epoch,
-index) (src_files/engine/seeded_samples.py), so a resumed run augments as the uninterrupted one. Images are
+index) (SeededSamples in src_files/training/data.py), so a resumed run augments as the uninterrupted one. Images are
 processed as RGB:
 other modes are converted first, as the published loaders did with ``.convert('RGB')``.
 """
@@ -141,6 +141,12 @@ def val_transform(image_size, uint8=False):
     """Resize to (size, size) and convert to a [3, s, s] tensor in [0, 1] (no mean/std normalisation; or its
     uint8 values, for to_float)."""
     return transforms.Compose([transforms.Resize((image_size, image_size)), _to_tensor(uint8)])
+
+
+def uint8_batches(enabled, device):
+    """Whether the transforms should end in uint8 tensors: --uint8-batches acts on CUDA only (on a CPU the
+    division costs the same wherever it runs)."""
+    return bool(enabled) and device.type == 'cuda'
 
 
 _LEVELS = {}  # (device, float dtype) -> the 256 floats ToTensor makes of the uint8 levels

@@ -1,137 +1,182 @@
-"""Loading a checkpoint for validate.py and infer.py: model-zoo files, bare state dicts and our best.pth.
+"""Loading a checkpoint for validate.py, infer.py and export.py: model-zoo files, bare state dicts, our best.pth and
+latest.pth, and the files of export.py (.onnx / .pt2).
 
-Head settings that the flags leave at their defaults are read from the checkpoint itself (class count, query
-groups, embedding width, and for our own best.pth also the model name and image size), so that
-`validate.py --model-path best.pth` needs no other flag. A flag given explicitly always wins; if it does not
-fit the checkpoint the loader says so.
+`load_model(settings, device)` -> Loaded: the model ready for inference and the settings it was built with. Model
+settings not given on the command line (InferenceSettings.given) are read from the checkpoint itself: what a
+best.pth records (model name, image size, head settings), else the head's tensor shapes (query groups, embedding
+width), and the class count from its class names; so `validate.py --model-path best.pth` needs no other flag. A
+flag given always wins; where it differs from the checkpoint's record the loader says so.
+
+How a model's outputs are read (its task: a sigmoid per class, or a softmax over the classes) is --task, else what
+the checkpoint records (a best.pth's 'task', a latest.pth's data format), else the data's (validate.py), else
+multi-label: `resolve_task`.
 """
-import argparse
+import dataclasses
 import logging
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
 
-from src_files.cli import flags as cli
+from src_files.data.formats import SINGLE_LABEL_FORMATS
 from src_files.errors import UserError
+from src_files.export.runtime import OnnxModel
+from src_files.ml_decoder.ml_decoder import set_head_impl
+from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
 from src_files.models.compile import compile_model
-from src_files.models.config import MODEL_FIELDS
+from src_files.models.config import MODEL_FIELDS, ModelConfig
+from src_files.models.factory import head_shape
+from src_files.settings import MULTI, SINGLE, InferenceSettings, SpeedSettings, fill_defaults
 
 LOG = logging.getLogger(__name__)
 
 # Read from a checkpoint's recorded settings; the class count comes from its class names (a zero-shot head
 # scores however many word vectors it is given).
 META_KEYS = tuple(k for k in MODEL_FIELDS if k != 'num_classes')
+EXPORTED_SUFFIXES = ('.onnx', '.pt2')
+ZSL_DEFAULT_CLASSES = 925  # a zero-shot checkpoint without class names: NUS-WIDE's seen classes
 
 
-def add_inference_speed_args(parser):
-    g = cli.add_speed_args(parser, training=False)
-    g.add_argument('--fold-norms', action=argparse.BooleanOptionalAction, default=True,
-                   help="fold the norm layers into the convolutions (same outputs, faster)")
-    g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32', 'int8'), default='auto',
-                   help="dtype of the weights and inputs; auto = fp16 on CUDA (as published); on a CPU int8 (ONNX "
-                        "Runtime, calibrated once per checkpoint and cached, checked against fp32) where the CPU has "
-                        "VNNI, else fp32; fp32 = the exact path (see src_files/engine/cpu_fast.py)")
-    g.add_argument('--calibration-data', default='', metavar='DIR',
-                   help="int8: calibrate on images of this folder (default: images spread over the ones scored; "
-                        "only pixels are read)")
-    g.add_argument('--autotune-gemms', action=argparse.BooleanOptionalAction, default=False,
-                   help="with --compile: run the 1x1 convolutions as matrix products, each timed as cuBLAS and as "
-                        "Triton kernels that also apply the bias, activation and residual after it, and keep the "
-                        "fastest (longer compile; see BENCHMARKS.md)")
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded checkpoint: `model` (eval mode, on the device, in `dtype`; an OnnxModel for an exported file),
+    `config` (the settings it was built with: flags given, else the checkpoint's record, else its head's shapes),
+    `class_names` (the checkpoint's, else '0'..'n-1'; None for a zero-shot head without names), `channels_last`
+    (whether inputs go in channels-last), `meta` (the settings the checkpoint records; {} for model-zoo files and
+    exported files) and `task` (how its outputs are read: `resolve_task` of --task, the checkpoint's record and
+    the data's task where the caller knew it)."""
+    model: object
+    config: ModelConfig
+    class_names: Optional[list]
+    dtype: torch.dtype
+    channels_last: bool = False
+    meta: dict = field(default_factory=dict)
+    task: str = MULTI
+
+
+def is_exported(model_path):
+    """Whether `model_path` is a file of export.py (run as it was exported)."""
+    return str(model_path).lower().endswith(EXPORTED_SUFFIXES)
+
+
+def require_model_path(model_path, demo=False):
+    """--model-path is needed unless --demo gives the demo model (the published default named a file that is
+    not in the repository)."""
+    if not model_path and not demo:
+        raise UserError("no checkpoint given: pass --model-path FILE, or --demo for the model that train.py --demo "
+                        "writes")
+
+
+def recorded_task(meta):
+    """The task a checkpoint's meta records (a best.pth's 'task', a latest.pth's data format), or None."""
+    meta = meta or {}
+    if meta.get('task') in (MULTI, SINGLE):
+        return meta['task']
+    if meta.get('data_format') in SINGLE_LABEL_FORMATS:
+        return SINGLE
+    return None
+
+
+def resolve_task(requested, meta, data_task=None):
+    """`requested` (--task) unless it is 'auto', else the task `meta` records, else `data_task` (the data's, for
+    validate.py), else multi-label."""
+    if requested != 'auto':
+        return requested
+    return recorded_task(meta) or data_task or MULTI
 
 
 def resolve_precision(precision, device):
     if precision == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
-    # (int8: the PyTorch model stays fp32; cpu_fast.int8_model converts it once the calibration images are known)
+    # (int8: the PyTorch model stays fp32; cpu_int8.int8_model converts it once the calibration images are known)
     dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32, 'int8': torch.float32}[precision]
     if dtype == torch.float16 and device.type == 'cpu':
         LOG.info("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there")
     return dtype
 
 
-EXPORTED_SUFFIXES = ('.onnx', '.pt2')
-
-
-def load_exported(args, explicit):
-    """(model, class names, dtype, channels_last) for a file of export.py (.onnx: ONNX Runtime, .pt2:
-    torch.export), run on the CPU in fp32; its image size, model name and classes come from the file."""
-    from src_files.export import OnnxModel
-    if getattr(args, 'zsl', 0):
-        raise UserError(f"{args.model_path} is an exported model, whose word vectors are fixed at export: score the "
-                        f".pth checkpoint with --zsl 1 instead")
-    model = OnnxModel(args.model_path)
+def load_exported(settings: InferenceSettings, data_task=None):
+    """Loaded of a file of export.py (.onnx: ONNX Runtime, .pt2: torch.export), run on the CPU in fp32; its image
+    size, model name and classes come from the file."""
+    path = settings.model_path
+    if settings.model.zsl:
+        raise UserError(f"{path} is an exported model, whose word vectors are fixed at export: score the .pth "
+                        f"checkpoint with --zsl 1 instead")
+    model = OnnxModel(path)
     for key, value in (('image_size', model.image_size), ('model_name', model.model_name)):
-        if key in explicit and getattr(args, key) != value:
-            raise UserError(f"{args.model_path} was exported for --{key.replace('_', '-')} {value}, not "
-                            f"{getattr(args, key)}: leave the flag out (exported files fix it)")
-        setattr(args, key, value)
-    args.num_classes = model.num_classes
-    for flag in ('compile', 'save_attention'):
-        if getattr(args, flag, None):
-            raise UserError(f"--{flag.replace('_', '-')} needs the PyTorch checkpoint, not the exported "
-                            f"{args.model_path}")
-    LOG.info(f"running the exported {args.model_path} ({model.meta.get('format', 'onnx')}) on the CPU in fp32")
-    return model, list(model.class_names), torch.float32, False
+        if key in settings.given and getattr(settings.model, key) != value:
+            raise UserError(f"{path} was exported for --{key.replace('_', '-')} {value}, not "
+                            f"{getattr(settings.model, key)}: leave the flag out (exported files fix it)")
+    config = dataclasses.replace(settings.model, image_size=model.image_size, model_name=model.model_name,
+                                 num_classes=model.num_classes)
+    if settings.speed.compile:
+        raise UserError(f"--compile needs the PyTorch checkpoint, not the exported {path}")
+    LOG.info(f"running the exported {path} ({model.meta.get('format', 'onnx')}) on the CPU in fp32")
+    return Loaded(model=model, config=config, class_names=list(model.class_names), dtype=torch.float32,
+                  channels_last=False, meta={}, task=resolve_task(settings.task, {}, data_task))
 
 
-def load_model(args, explicit, device, wordvecs_for_zsl=None):
-    """(model ready for inference, class names, extras) for args.model_path (an exported .onnx / .pt2 file runs
-    as it was exported: load_exported).
-
-    Fills args fields the user did not give from the checkpoint; raises UserError on any mismatch.
-    """
-    if str(args.model_path).lower().endswith(EXPORTED_SUFFIXES):
-        return load_exported(args, explicit)
-    from src_files.ml_decoder.ml_decoder import set_head_impl
-    from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
-    from src_files.models.factory import head_shape
-
-    state_dict, extras = load_checkpoint(args.model_path, unsafe=getattr(args, 'unsafe_load', False))
+def load_model(settings: InferenceSettings, device, data_task=None):
+    """Loaded of settings.model_path, ready for inference on `device` (an exported .onnx / .pt2 file runs as it
+    was exported: load_exported). `data_task`: the data's task, where known, for Loaded.task. UserError on any
+    mismatch between the flags given and the checkpoint."""
+    if is_exported(settings.model_path):
+        return load_exported(settings, data_task)
+    path = settings.model_path
+    state_dict, extras = load_checkpoint(path, unsafe=settings.unsafe_load)
     meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
     if not meta and isinstance(extras.get('args'), dict) and 'optimizer' in extras:  # a training latest.pth
         meta = extras['args']
-        LOG.info(f"note: {args.model_path} is a training checkpoint: scoring its model weights (best.pth holds the "
-              f"better of the model and its EMA)")
-    args.checkpoint_meta = meta  # single-label support: tasks.model_task reads the task a best.pth records
-    from_meta = {k: meta[k] for k in META_KEYS if k in meta and hasattr(args, k)}
-    cli.fill_defaults(args, explicit, from_meta, note=f"settings from {args.model_path}")
-    shape = {k: v for k, v in head_shape(state_dict).items() if hasattr(args, k)}
-    _note_overrides(args, explicit, dict(from_meta, **shape))
-    filled = cli.fill_defaults(args, explicit, shape)
-    if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
-        LOG.info("head from the checkpoint: " + ', '.join(f"{k}={getattr(args, k)}" for k in filled))
+        LOG.info(f"note: {path} is a training checkpoint: scoring its model weights (best.pth holds the better of "
+                 f"the model and its EMA)")
+    config, class_names = resolve_config(settings, meta, head_shape(state_dict), _class_names(extras))
 
-    class_names = _class_names(extras)
-    if getattr(args, 'num_classes', None) is None:
-        if args.zsl:  # a zero-shot head scores however many word vectors it is given
-            args.num_classes = len(class_names) if class_names else 925
-        elif class_names:
-            args.num_classes = len(class_names)
-        else:
-            raise UserError(f"cannot tell the number of classes of {args.model_path}: give --num-classes")
-    if args.zsl and not args.use_ml_decoder:
-        raise UserError("--zsl 1 needs --use-ml-decoder 1")
-
-    model = create_model(args, load_head=True, model_path='')
-    load_model_weights(model, state_dict, strict=True, model_name=args.model_name)
-    if class_names and len(class_names) != args.num_classes and not args.zsl:
+    model = create_model(config, load_head=True, model_path='')
+    load_model_weights(model, state_dict, strict=True, model_name=config.model_name)
+    if class_names and len(class_names) != config.num_classes and not config.zsl:
         class_names = None
-    if not class_names and not args.zsl:
-        class_names = [str(i) for i in range(args.num_classes)]
+    if not class_names and not config.zsl:
+        class_names = [str(i) for i in range(config.num_classes)]
 
     model.eval()
-    if getattr(args, 'fold_norms', True):
+    if settings.fold_norms:
         model = fold_norm_layers(model)
-    dtype = resolve_precision(getattr(args, 'precision', 'auto'), device)
+    dtype = resolve_precision(settings.precision, device)
     model = model.to(device=device, dtype=dtype)
-    channels_last = device.type == 'cuda' and getattr(args, 'channels_last', False)
+    channels_last = device.type == 'cuda' and settings.speed.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = bool(getattr(args, 'cudnn_benchmark', True))
-    set_head_impl(model, getattr(args, 'head_impl', 'fast'))
-    return model, class_names, dtype, channels_last
+        torch.backends.cudnn.benchmark = bool(settings.speed.cudnn_benchmark)
+    set_head_impl(model, settings.speed.head_impl)
+    return Loaded(model=model, config=config, class_names=class_names, dtype=dtype, channels_last=channels_last,
+                  meta=meta, task=resolve_task(settings.task, meta, data_task))
+
+
+def resolve_config(settings, meta, shape, class_names):
+    """(ModelConfig, class names) of a checkpoint: the flags given (settings.given) win; the others are what its
+    `meta` records, else its head's `shape` (head_shape of its state dict); the class count comes from its
+    `class_names` when not given. Prints what it read and where a flag given differs from the record."""
+    path, given = settings.model_path, settings.given
+    values = settings.model.to_dict()
+    from_meta = {k: meta[k] for k in META_KEYS if k in meta}
+    fill_defaults(values, given, from_meta, note=f"settings from {path}")
+    shape = {k: v for k, v in shape.items() if k in MODEL_FIELDS}
+    _note_overrides(path, values, given, dict(from_meta, **shape))
+    filled = fill_defaults(values, given, shape)
+    if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
+        LOG.info("head from the checkpoint: " + ', '.join(f"{k}={values[k]}" for k in filled))
+    if values['num_classes'] is None:
+        if values['zsl']:  # a zero-shot head scores however many word vectors it is given
+            values['num_classes'] = len(class_names) if class_names else ZSL_DEFAULT_CLASSES
+        elif class_names:
+            values['num_classes'] = len(class_names)
+        else:
+            raise UserError(f"cannot tell the number of classes of {path}: give --num-classes")
+    if values['zsl'] and not values['use_ml_decoder']:
+        raise UserError("--zsl 1 needs --use-ml-decoder 1")
+    return ModelConfig(**values), class_names
 
 
 def _class_names(extras):
@@ -148,13 +193,13 @@ def _class_names(extras):
         return None
 
 
-def _note_overrides(args, explicit, recorded):
+def _note_overrides(path, values, given, recorded):
     """A flag given explicitly wins over what the checkpoint records; say so when they differ."""
-    differ = {k: v for k, v in recorded.items() if k in explicit and getattr(args, k) != v}
+    differ = {k: v for k, v in recorded.items() if k in given and values[k] != v}
     if differ:
-        LOG.info(f"note: {args.model_path} records " + ', '.join(
+        LOG.info(f"note: {path} records " + ', '.join(
             f"--{k.replace('_', '-')} {v}" for k, v in differ.items()) + "; using " + ', '.join(
-            f"--{k.replace('_', '-')} {getattr(args, k)}" for k in differ) + " as given")
+            f"--{k.replace('_', '-')} {values[k]}" for k in differ) + " as given")
 
 
 def precision_label(model, dtype):
@@ -174,13 +219,12 @@ def check_finite(scores, dtype):
         raise UserError(f"the model gave {bad} non-finite scores of {scores.size}{hint}")
 
 
-def maybe_compile(model, args):
+def maybe_compile(model, speed: SpeedSettings):
     """--compile / --compile-scope / --compile-mode / --autotune-gemms (see src_files/models/compile.py)."""
-    if not getattr(args, 'compile', False):
-        if getattr(args, 'autotune_gemms', False):
+    if not speed.compile:
+        if speed.autotune_gemms:
             LOG.info("note: --autotune-gemms acts only with --compile; running without either")
         return model
     on_cuda = next(model.parameters()).device.type == 'cuda'  # (the speed flags change nothing on a CPU)
-    return compile_model(model, getattr(args, 'compile_scope', 'full'), getattr(args, 'compile_mode', 'default'),
-                         gemm_autotune=on_cuda and getattr(args, 'autotune_gemms', False))
-
+    return compile_model(model, speed.compile_scope, speed.compile_mode,
+                         gemm_autotune=on_cuda and speed.autotune_gemms)

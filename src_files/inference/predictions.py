@@ -121,6 +121,12 @@ def read_thresholds(path, class_names, default):
     return class_thresholds(path, load_thresholds(path), class_names, default)
 
 
+def check_threshold(thr):
+    """--thr is a probability threshold in [0, 1)."""
+    if not 0 <= thr < 1:
+        raise UserError(f"--thr is a probability threshold in [0, 1), got {thr}")
+
+
 def pick_labels(prob, thresholds, top_k):
     """Indices of the classes whose probability exceeds their threshold, best first, at most top_k of them."""
     order = np.argsort(-prob, kind='stable')

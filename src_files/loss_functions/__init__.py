@@ -1,4 +1,7 @@
-"""Training losses (asymmetric loss, multi-label and single-label)."""
+"""Training losses.
+
+losses  AsymmetricLoss (ASL, multi-label with unknown labels), AsymmetricLossOptimized, ASLSingleLabel
+"""
 from .losses import AsymmetricLoss, AsymmetricLossOptimized, ASLSingleLabel
 
 __all__ = ['AsymmetricLoss', 'AsymmetricLossOptimized', 'ASLSingleLabel']

@@ -36,8 +36,8 @@ def head_input(model, head, images):
     """What the model's forward hands to its head for `images` (features [N, C, H, W] / [N, H, W, C] or tokens)."""
     captured = []
 
-    def stop(module, args):
-        captured.append(args[0])
+    def stop(module, inputs):
+        captured.append(inputs[0])
         raise _HeadReached
 
     hook = head.register_forward_pre_hook(stop)

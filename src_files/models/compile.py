@@ -13,6 +13,7 @@ Both scopes compile with inductor's store-vs-recompute thresholds raised (RECOMP
 """
 import torch
 import torch._dynamo
+from torch._dynamo.utils import counters
 
 from .tresnet.lowmem import chain_block_relus
 from .tresnet.tresnet import BasicBlock, Bottleneck
@@ -91,5 +92,4 @@ def compile_model(model, scope='full', mode=None, backend='inductor', recompute=
 def compiled_graph_count():
     """Graphs torch.compile has built in this process so far. A whole-model compile should add exactly one: more
     means graph breaks (benchmarks/graph_breaks.py says where), and breaks cost most of the compiled speed."""
-    from torch._dynamo.utils import counters
     return counters['stats']['unique_graphs']

@@ -19,7 +19,7 @@ class ConfigError(ValueError):
         return re.sub(rf'\b({names})\b', lambda m: '--' + m.group(1).replace('_', '-'), str(self))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     model_name: str = 'tresnet_l'
     num_classes: int = 80
@@ -34,12 +34,10 @@ class ModelConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_args(cls, args=None, **overrides):
-        """From an argparse namespace (or any object with these attributes; missing ones keep their default),
-        then `overrides`."""
-        values = {k: getattr(args, k) for k in cls.field_names() if args is not None and hasattr(args, k)}
-        values.update({k: v for k, v in overrides.items() if k in cls.field_names()})
-        return cls(**values)
+    def from_dict(cls, values):
+        """From a mapping that may hold other keys too (a checkpoint's recorded settings, a flags dict); missing
+        fields keep their default."""
+        return cls(**{k: values[k] for k in cls.field_names() if k in values})
 
     def to_dict(self):
         return asdict(self)

@@ -1,8 +1,10 @@
 """Model names -> backbones with their head, and checkpoint loading. Never downloads anything."""
+import dataclasses
 import logging
 import os
 
 import torch
+import timm
 from torch import nn
 
 from ..errors import UserError, refused_global, why_torch_load_failed
@@ -31,7 +33,6 @@ class TimmWithMLDecoder(nn.Module):
 
 
 def _timm_backbone(name, image_size, drop_path_rate=0.0, **kwargs):
-    import timm  # only needed for non-TResNet backbones
     if not timm.is_model(name):
         raise UserError(f"unknown model name '{name}': use one of {', '.join(TRESNETS)} or a timm model name "
                         "(see timm.list_models())")
@@ -52,18 +53,16 @@ def _timm_create(timm, name, image_size, **kwargs):
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
-def create_model(args=None, load_head=False, **kwargs):
-    """Build a model by name, attach an ML-Decoder head and load `model_path` if one is given.
+def create_model(config=None, load_head=False, model_path='', unsafe_load=False, drop_path_rate=0.0, **fields):
+    """Build a model from a ModelConfig, attach an ML-Decoder head and load `model_path` if one is given.
 
-    `args` is the published argparse namespace (the ModelConfig fields, model_path, and unsafe_load:
-    --unsafe-load); keyword arguments fill in or override its fields.
+    `fields` (model_name=..., num_classes=..., ...) fill in or override the config's fields.
     load_head=False loads a pretrained backbone non-strictly (skipping the old classifier `head.fc`), like the
-    published fine-tuning; load_head=True loads the whole model strictly. `drop_path_rate` (keyword): the
-    stochastic-depth rate of a timm backbone that takes one (train.py --recipe a2).
+    published fine-tuning; load_head=True loads the whole model strictly. `unsafe_load`: unpickle the file in full
+    (see src_files/safe_load.py). `drop_path_rate`: the stochastic-depth rate of a timm backbone that takes one
+    (train.py --recipe a2).
     """
-    cfg = ModelConfig.from_args(args, **kwargs)  # cfg.check() below raises ConfigError for impossible settings
-    model_path = kwargs.get('model_path', getattr(args, 'model_path', ''))
-    unsafe_load = kwargs.get('unsafe_load', getattr(args, 'unsafe_load', False))
+    cfg = dataclasses.replace(config or ModelConfig(), **fields)  # cfg.check() below: ConfigError if impossible
     name = cfg.model_name.lower()
     num_classes = int(cfg.num_classes)
 
@@ -74,13 +73,13 @@ def create_model(args=None, load_head=False, **kwargs):
             add_ml_decoder_head(model, num_classes=num_classes, num_of_groups=cfg.num_of_groups,
                                 decoder_embedding=cfg.decoder_embedding, zsl=cfg.zsl)
     elif cfg.use_ml_decoder:
-        body = _timm_backbone(name, cfg.image_size, kwargs.get('drop_path_rate') or 0.0, num_classes=0,
+        body = _timm_backbone(name, cfg.image_size, drop_path_rate or 0.0, num_classes=0,
                               global_pool='')
         head = MLDecoder(num_classes, num_of_groups=cfg.num_of_groups, decoder_embedding=cfg.decoder_embedding,
                          initial_num_features=body.num_features, zsl=cfg.zsl, input_fmt=feature_format(body))
         model = TimmWithMLDecoder(body, head)
     else:
-        model = _timm_backbone(name, cfg.image_size, kwargs.get('drop_path_rate') or 0.0, num_classes=num_classes)
+        model = _timm_backbone(name, cfg.image_size, drop_path_rate or 0.0, num_classes=num_classes)
     model.num_classes = num_classes
 
     if model_path:

@@ -2,7 +2,11 @@
 import csv
 import io
 
-from src_files.training.checkpoint import atomic_write_text
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from src_files.files import atomic_replace, atomic_write_text
 
 
 def write_metrics_csv(path, history):
@@ -31,13 +35,10 @@ def plot_history(path, history, title='', metric='mAP', extra=()):
     the `extra` metrics (e.g. top5) of both dashed."""
     if not history:
         return
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     epochs = [row['epoch'] for row in history]
-    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))  # (no pyplot: the caller's matplotlib backend is left as it is)
+    FigureCanvasAgg(fig)
+    ax_loss, ax_map = fig.subplots(1, 2)
     ax_loss.plot(epochs, [row['loss'] for row in history], marker='o')
     ax_loss.set_xlabel('epoch')
     ax_loss.set_ylabel('training loss (mean per batch)')
@@ -57,8 +58,4 @@ def plot_history(path, history, title='', metric='mAP', extra=()):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    import os
-    os.replace(tmp, path)
+    atomic_replace(lambda tmp: fig.savefig(tmp, dpi=100), path, suffix='.tmp.png')

@@ -1,0 +1,246 @@
+"""From the parsed flags to frozen settings (src_files/settings.py), once per run.
+
+`train_settings` resolves, in this order: --demo's defaults, a resumed run's own settings (latest.pth), the
+checks of each value, the recipe's defaults (--recipe a2), and the loss settings of the data's task (multi- or
+single-label, from its layout). `inference_settings` does the same for validate.py, infer.py and export.py,
+whose model settings the checkpoint may fill in later (src_files/inference/load.py). Flags given on the command
+line always win; a flag that would change a resumed run is an error.
+"""
+import dataclasses
+import logging
+import math
+import os
+
+from src_files import distributed
+from src_files.cli.flags import A2, A2_LR, A2_LR_BATCH, A2_ONLY, DEMO, DEMO_OUTPUT, RECIPE_KEYS, flag_name
+from src_files import data as datasets
+from src_files.data.formats import SINGLE_LABEL_FORMATS, detect_format
+from src_files.errors import UserError
+from src_files.models.config import MODEL_FIELDS, TRESNET_NAMES, ModelConfig
+from src_files.settings import (MULTI, SINGLE, DataSettings, InferenceSettings, OptimSettings, RunSettings,
+                                SpeedSettings, TrainSettings, fill_defaults)
+from src_files.training import checkpoint as ckpt
+
+LOG = logging.getLogger(__name__)
+
+# Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
+# the STRUCTURAL ones (the result would not be the run that was started).
+STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug',
+                                  'unknown_as_negative') + RECIPE_KEYS
+RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'model_path', 'demo', 'amp')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training.
+
+def train_settings(values, explicit, script):
+    """(TrainSettings, the latest.pth being resumed or None, a 'finished' message or None) of train.py or
+    train_zsl_nus.py (`script`)."""
+    values = dict(values)
+    demo_root = datasets.demo_nus_root if script == 'train_zsl_nus.py' else datasets.demo_coco_root
+    if values['demo']:
+        demo = dict(DEMO, output_dir=DEMO_OUTPUT[script])
+        if 'data' not in explicit:
+            demo['data'] = demo_root()
+        fill_defaults(values, explicit, demo, note="demo settings")
+    state = resume_state(values, explicit)
+    if state is not None and values['demo'] and 'data' not in explicit and not os.path.isdir(str(values['data'])):
+        values['data'] = demo_root()  # the demo cache was cleared: build it again
+    check_train_values(values)
+    if 'compile_mode' in explicit and not values['compile'] and os.environ.get('RANK', '0') == '0':
+        LOG.info(f"note: --compile-mode {values['compile_mode']} acts only with --compile; training without either")
+    finished = finished_message(values, state) if state is not None else None
+    if state is None:
+        refuse_to_overwrite(values['output_dir'])
+    if script == 'train.py' and values['zsl']:
+        raise UserError("--zsl 1 needs word vectors: use train_zsl_nus.py for zero-shot training")
+    if script == 'train_zsl_nus.py':
+        if not values['zsl']:
+            raise UserError("train_zsl_nus.py trains zero-shot models (--zsl 1); use train.py for --zsl 0")
+        if not values['use_ml_decoder']:
+            raise UserError("zero-shot training needs the ML-Decoder head (--use-ml-decoder 1)")
+    if finished:
+        return None, state, finished
+    distributed.resolve_device(values['device'])  # (a bad --device is named before the data is read)
+    task = MULTI
+    if script == 'train.py':
+        resolve_recipe(values, explicit, distributed.world_size())
+        data_format = values['data_format']
+        task = SINGLE if (data_format if data_format != 'auto' else detect_format(values['data'])) \
+            in SINGLE_LABEL_FORMATS else MULTI
+        resolve_task(values, explicit, task)
+    return build_train_settings(values, task, script), state, None
+
+
+def build_train_settings(values, task, script):
+    """TrainSettings of resolved flag `values`."""
+    v = values
+    optim = OptimSettings(
+        recipe=v.get('recipe') or 'published', epochs=v['epochs'], lr=v['lr'], weight_decay=v['weight_decay'],
+        ema_decay=v['ema_decay'], amp=v['amp'], augment=not v['no_aug'], seed=v['seed'],
+        loss=v.get('loss') or 'asl', smoothing=v.get('smoothing') or 0.0, bce_target_thresh=v.get('bce_target_thresh'),
+        opt=v.get('opt'), warmup_epochs=v.get('warmup_epochs') or 0, mixup=v.get('mixup') or 0.0,
+        cutmix=v.get('cutmix') or 0.0, aug_repeats=v.get('aug_repeats') or 1, rand_aug=v.get('rand_aug') or 'none',
+        drop_path=v.get('drop_path') or 0.0)
+    data = DataSettings(root=v['data'], format=v.get('data_format', 'nus_wide'), task=task,
+                        train_split=v.get('train_split'), val_split=v.get('val_split'),
+                        unknown_as_negative=v.get('unknown_as_negative', False), batch_size=v['batch_size'],
+                        workers=v['workers'], uint8_batches=v['uint8_batches'])
+    run = RunSettings(output_dir=v['output_dir'], device=v['device'], model_path=v['model_path'],
+                      unsafe_load=v['unsafe_load'], resume_path=v.get('resume_path'), stop_after=v['stop_after'],
+                      demo=v['demo'], script=script)
+    record = tuple((k, x) for k, x in v.items() if isinstance(x, (str, int, float, bool, type(None))))
+    return TrainSettings(model=ModelConfig.from_dict(v), data=data, optim=optim, speed=speed_settings(v), run=run,
+                         record=record)
+
+
+def speed_settings(values):
+    keys = [f.name for f in dataclasses.fields(SpeedSettings)]
+    return SpeedSettings(**{k: values[k] for k in keys if k in values})
+
+
+def check_train_values(values):
+    for key in ('lr', 'batch_size', 'epochs', 'image_size'):
+        if not values[key] > 0:
+            raise UserError(f"{flag_name(key)} must be positive, got {values[key]}")
+    for key in ('workers', 'stop_after'):
+        if values[key] < 0:
+            raise UserError(f"{flag_name(key)} must be 0 or more, got {values[key]}")
+    if not 0 <= values['ema_decay'] < 1:
+        raise UserError(f"--ema-decay must be in [0, 1), got {values['ema_decay']}")
+    if not math.isfinite(values['lr']) or not 0 <= values['weight_decay'] < math.inf:
+        raise UserError(f"--lr must be finite and --weight-decay 0 or more, got {values['lr']} and "
+                        f"{values['weight_decay']}")
+    if not 0 <= values['seed'] < 2 ** 32:
+        raise UserError(f"--seed must be in [0, 2**32), got {values['seed']}")
+
+
+def resume_state(values, explicit):
+    """With --resume: load latest.pth and merge its settings into `values` (flags given now win, except the ones
+    that would change the run: an error); -> the checkpoint dict, or None for a fresh run."""
+    if values.get('resume') is None:
+        return None
+    path = values['resume'] or os.path.join(values['output_dir'], ckpt.LATEST)
+    if os.path.isdir(path):  # --resume RUN_FOLDER means its latest.pth
+        path = os.path.join(path, ckpt.LATEST)
+    if values['resume'] and 'output_dir' not in explicit:
+        values['output_dir'] = os.path.dirname(os.path.abspath(path))
+    state = ckpt.load_latest(path)
+    saved = state['args']
+    for key in STRUCTURAL_KEYS:
+        if key in explicit and key in saved and values.get(key) != saved[key]:
+            flag = flag_name(key)
+            raise UserError(f"{flag} {values.get(key)} differs from the run being resumed ({flag} {saved[key]} "
+                            f"in {path}); resume with the same setting or start a new run in another --output-dir")
+    for key in RUN_KEYS:
+        if key in saved and key not in explicit:
+            values[key] = saved[key]
+    values['resume_path'] = path
+    return state
+
+
+def finished_message(values, state):
+    """The line printed by --resume on a run whose last epoch is done (None if it is not finished)."""
+    epochs = int(state['args'].get('epochs', values['epochs']))
+    if int(state['epoch']) < epochs:
+        return None
+    return (f"the run in {values['output_dir']} already finished ({state['epoch']}/{epochs} epochs, best "
+            f"{state.get('metric_name', 'mAP')} {float(state.get('best', float('nan'))):.2f} at epoch "
+            f"{state.get('best_epoch', '?')}); nothing to do")
+
+
+def refuse_to_overwrite(output_dir):
+    """A new run would overwrite the run already in `output_dir` (--resume forgotten, or a shared default folder)."""
+    latest = os.path.join(output_dir, ckpt.LATEST)
+    if os.path.isfile(latest) or os.path.isfile(os.path.join(output_dir, ckpt.BEST)):
+        raise UserError(f"{output_dir} already holds a run ({ckpt.LATEST} / {ckpt.BEST}): continue it with --resume "
+                        f"--output-dir {output_dir}, or start the new run in another --output-dir (or delete that "
+                        f"folder)")
+
+
+def resolve_recipe(values, explicit, world_size):
+    """Check the recipe flags and fill A2's task-independent settings (flags given win; a resumed run keeps its
+    own)."""
+    for key in RECIPE_KEYS:  # (flags not given are absent: their defaults depend on the recipe)
+        values.setdefault(key, None)
+    if values['recipe'] != 'a2':
+        given = [key for key in A2_ONLY if values[key] is not None]
+        if given:
+            raise UserError(f"{flag_name(given[0])} is a setting of --recipe a2 (the published recipe has Adam, "
+                            f"OneCycle and its own augmentation): add --recipe a2 or leave it out")
+        return
+    for key in ('opt', 'warmup_epochs', 'aug_repeats', 'rand_aug'):
+        if values[key] is None:
+            values[key] = A2[key]
+    if values.get('resume_path') is None:  # (resumed: lr and weight decay are the run's own)
+        if 'weight_decay' not in explicit:
+            values['weight_decay'] = A2['weight_decay']
+        if 'lr' not in explicit:
+            values['lr'] = A2_LR * values['batch_size'] * world_size / A2_LR_BATCH
+    if values['model_name'].lower() in TRESNET_NAMES:
+        if values['drop_path']:
+            raise UserError(f"--drop-path: {values['model_name']} has no drop path (timm backbones have); leave it "
+                            f"out")
+        values['drop_path'] = 0.0
+    elif values['drop_path'] is None:
+        values['drop_path'] = A2['drop_path']
+    if values['warmup_epochs'] < 0 or values['aug_repeats'] < 1 or not 0 <= values['drop_path'] < 1:
+        raise UserError("--warmup-epochs must be 0 or more, --aug-repeats 1 or more and --drop-path in [0, 1)")
+    if values['rand_aug'] != 'none' and not values['rand_aug'].startswith('rand-'):
+        raise UserError(f"--rand-aug {values['rand_aug']}: give a timm RandAugment string such as "
+                        f"{A2['rand_aug']}, or none")
+
+
+def resolve_task(values, explicit, task):
+    """The loss settings for the data's task (MULTI or SINGLE)."""
+    a2 = values['recipe'] == 'a2'
+    if task != SINGLE:
+        for key in ('loss', 'smoothing', 'bce_target_thresh'):
+            if key in explicit:
+                raise UserError(f"{flag_name(key)} is for single-label data: multi-label data trains with the "
+                                f"published ASL")
+        if a2 and ((values['mixup'] or 0) > 0 or (values['cutmix'] or 0) > 0):
+            raise UserError("--mixup / --cutmix are for single-label data: mixing would turn the multi-label "
+                            "targets (1 / 0 / unknown, for ASL) into fractions; leave both out (they are off "
+                            "for multi-label data)")
+        if a2:
+            values['mixup'] = values['cutmix'] = 0.0
+        return
+    if values['loss'] is None:
+        values['loss'] = 'bce' if a2 else 'asl'
+    if values['smoothing'] is None:
+        values['smoothing'] = A2['smoothing'] if a2 else 0.1
+    if a2:
+        values['mixup'] = A2['mixup'] if values['mixup'] is None else values['mixup']
+        values['cutmix'] = A2['cutmix'] if values['cutmix'] is None else values['cutmix']
+    if values['loss'] == 'bce' and values['bce_target_thresh'] is None and a2:
+        values['bce_target_thresh'] = A2['bce_target_thresh']
+    elif values['loss'] != 'bce' and values['bce_target_thresh'] is not None:
+        raise UserError("--bce-target-thresh is a setting of --loss bce")
+    mixing = (values['mixup'] or 0) > 0 or (values['cutmix'] or 0) > 0
+    if not 0 <= values['smoothing'] < 1 or not 0 <= (values['bce_target_thresh'] or 0) < 1:
+        raise UserError("--smoothing and --bce-target-thresh must be in [0, 1)")
+    if (values['mixup'] or 0) < 0 or (values['cutmix'] or 0) < 0:
+        raise UserError("--mixup and --cutmix must be 0 (off) or more")
+    if mixing and values['loss'] == 'asl':
+        raise UserError("--loss asl takes class indices, but Mixup / CutMix mix them into fractions: use --loss bce "
+                        "or ce, or --mixup 0 --cutmix 0")
+    if mixing and values['batch_size'] % 2:
+        raise UserError(f"--batch-size {values['batch_size']}: Mixup / CutMix mix each batch with its reverse and "
+                        f"need an even batch size")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# validate.py, infer.py, export.py.
+
+def inference_settings(values, explicit, **overrides):
+    """InferenceSettings of validate.py's, infer.py's or export.py's flags (`overrides`: fields the script fixes,
+    e.g. export.py's fp32 on the CPU)."""
+    given = frozenset(k for k in MODEL_FIELDS if k in explicit)
+    fields = dict(model=ModelConfig.from_dict(values), given=given, model_path=values.get('model_path') or '',
+                  unsafe_load=values.get('unsafe_load', False), device=values.get('device', 'cpu'),
+                  precision=values.get('precision', 'auto'), fold_norms=values.get('fold_norms', True),
+                  calibration_data=values.get('calibration_data') or '', task=values.get('task', 'auto'),
+                  speed=speed_settings(values), uint8_batches=values.get('uint8_batches', True))
+    fields.update(overrides)
+    return InferenceSettings(**fields)

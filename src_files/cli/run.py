@@ -1,0 +1,96 @@
+"""How the scripts start and end: their log lines on stdout, and `run_main`, which turns every error a user can
+cause (bad flags or data, a missing file, a full disk, Ctrl-C) into one line on stderr and an exit code."""
+import errno
+import logging
+import sys
+
+import torch
+
+from src_files import distributed
+from src_files.errors import UserError
+from src_files.models.config import ConfigError
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes each message as a line to the current sys.stdout (looked up at every message, so redirections made
+    after set-up are followed) and flushes it."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def setup_logging():
+    """The library logs its notes and progress lines (logger 'src_files'); the scripts show them as plain
+    lines on stdout, as print would. Called once by run_main."""
+    logger = logging.getLogger('src_files')
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _one_line(message):
+    """The user-facing line of an error message.
+
+    Exceptions raised in DataLoader workers come back with the worker's traceback in the message; the last
+    line of it is the original message.
+    """
+    text = str(message).strip()
+    if 'Traceback (most recent call last)' in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        for prefix in ('src_files.errors.UserError: ', 'UserError: '):
+            if last.startswith(prefix):
+                last = last[len(prefix):]
+        if ': ' in last and last.split(': ', 1)[0].replace('.', '').isidentifier() and \
+                last.split(': ', 1)[0].split('.')[-1].endswith('Error'):
+            last = last.split(': ', 1)[1]
+        text = last
+    return ' '.join(text.split())
+
+
+def describe_os_error(error):
+    parts = [error.strerror or str(error) or type(error).__name__]
+    if error.filename:
+        parts.append(str(error.filename))
+    if getattr(error, 'filename2', None):
+        parts.append(str(error.filename2))
+    text = ': '.join(parts)
+    if error.errno == errno.ENOSPC:
+        text += ' (free some disk space)'
+    return text
+
+
+def run_main(main, argv=None):
+    """Run `main(argv)` and exit with its return code; user errors print `error: <message>` and exit 1."""
+    setup_logging()
+    code = 0
+    try:
+        code = main(argv) or 0
+    except UserError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr, flush=True)
+        code = 1
+    except ConfigError as error:  # model settings: named by their flags here
+        print(f"error: {_one_line(error.as_flags())}", file=sys.stderr, flush=True)
+        code = 1
+    except OSError as error:  # missing / unwritable paths, full disk, ...
+        print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr, flush=True)
+        code = 1
+    except torch.cuda.OutOfMemoryError:
+        print("error: out of GPU memory: lower --batch-size (or --image-size)", file=sys.stderr, flush=True)
+        code = 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        code = 130
+    finally:
+        distributed.cleanup()
+    sys.stdout.flush()
+    sys.exit(code)
