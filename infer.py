@@ -48,13 +48,6 @@ def check_values(values):
     return table
 
 
-def model_path(values, explicit):
-    """--model-path, or with --demo what train.py --demo wrote."""
-    if values['demo'] and 'model_path' not in explicit:
-        return os.path.join('outputs', 'demo', 'best.pth')
-    return values['model_path']
-
-
 def ready_model(settings, loaded, device, paths, attention):
     """The loaded model as it labels `paths`: compiled (--compile, unless attention maps are drawn), or in int8 on a
     CPU (src_files/export/cpu_int8.py); UserError for a model infer.py cannot run."""
@@ -82,7 +75,7 @@ def ready_model(settings, loaded, device, paths, attention):
 def main(argv=None):
     values, explicit = flags.parse(build_parser(), argv)
     table = check_values(values)
-    settings = resolve.inference_settings(values, explicit, model_path=model_path(values, explicit))
+    settings = resolve.inference_settings(values, explicit)
     attention = bool(values['save_attention'])
     if attention and is_exported(settings.model_path):
         raise UserError(f"--save-attention needs the PyTorch checkpoint, not the exported {settings.model_path}")

@@ -55,13 +55,6 @@ def check_values(values):
         prepare_output_dir(os.path.abspath(values['report']), flag="--report folder")
 
 
-def model_path(values, explicit):
-    """--model-path, or with --demo what train.py --demo (or train_zsl_nus.py --demo) wrote."""
-    if values['demo'] and 'model_path' not in explicit:
-        return os.path.join('outputs', 'demo_zsl' if values['zsl'] else 'demo', 'best.pth')
-    return values['model_path']
-
-
 def score_zsl(values, data, model, loaded, info, transform):
     """ZSL and GZSL metrics of a zero-shot model on a NUS-WIDE folder -> (results, image views scored, seconds,
     precision)."""
@@ -156,7 +149,7 @@ def print_summary(values, settings, loaded, data, results, n_images, elapsed, in
 def main(argv=None):
     values, explicit = flags.parse(build_parser(), argv)
     check_values(values)
-    settings = resolve.inference_settings(values, explicit, model_path=model_path(values, explicit))
+    settings = resolve.inference_settings(values, explicit)
     info = distributed.setup(settings.device)
     loaded = load_model(settings, info.device)
     int8 = cpu_int8.wants_int8(settings, info.device, zsl=loaded.config.zsl)

@@ -235,9 +235,12 @@ def resolve_task(values, explicit, task):
 
 def inference_settings(values, explicit, **overrides):
     """InferenceSettings of validate.py's, infer.py's or export.py's flags (`overrides`: fields the script fixes,
-    e.g. export.py's fp32 on the CPU)."""
+    e.g. export.py's fp32 on the CPU). With --demo the checkpoint defaults to the demo run's best.pth."""
     given = frozenset(k for k in MODEL_FIELDS if k in explicit)
-    fields = dict(model=ModelConfig.from_dict(values), given=given, model_path=values.get('model_path') or '',
+    model_path = values.get('model_path') or ''
+    if values.get('demo') and 'model_path' not in explicit:  # what train.py --demo (train_zsl_nus.py --demo) wrote
+        model_path = os.path.join('outputs', 'demo_zsl' if values.get('zsl') else 'demo', 'best.pth')
+    fields = dict(model=ModelConfig.from_dict(values), given=given, model_path=model_path,
                   unsafe_load=values.get('unsafe_load', False), device=values.get('device', 'cpu'),
                   precision=values.get('precision', 'auto'), fold_norms=values.get('fold_norms', True),
                   calibration_data=values.get('calibration_data') or '', task=values.get('task', 'auto'),

@@ -34,6 +34,7 @@ from src_files.export.metadata import build_metadata
 from src_files.export.onnx_export import write_export
 from src_files.export.quantize import quantize_onnx
 from src_files.export.runtime import OnnxModel
+from src_files.files import atomic_replace, atomic_write_text
 from src_files.helper_functions.augmentations import val_transform
 from src_files.inference.predictions import IMAGE_EXTENSIONS
 from src_files.settings import MULTI, SINGLE
@@ -174,9 +175,9 @@ def build_int8(model, config, model_path, class_names, batch, task, path):
         fp32_path = os.path.join(tmp, 'model.onnx')
         meta = build_metadata(config.model_name, config.image_size, class_names, task=task, source=model_path)
         write_export(model.float().eval(), fp32_path, 'onnx', config.image_size, meta)
-        partial = path + f'.{os.getpid()}.tmp'
-        quantize_onnx(fp32_path, partial, [batch[i:i + 8] for i in range(0, len(batch), 8)])
-    os.replace(partial, path)  # (whole or not at all: a stopped build leaves no broken cache entry)
+        batches = [batch[i:i + 8] for i in range(0, len(batch), 8)]
+        # (whole or not at all: a stopped build leaves no broken cache entry)
+        atomic_replace(lambda partial: quantize_onnx(fp32_path, partial, batches), path, suffix=f'.{os.getpid()}.tmp')
 
 
 def int8_model(model, settings, config, class_names, calibration, task=MULTI):
@@ -201,9 +202,7 @@ def int8_model(model, settings, config, class_names, calibration, task=MULTI):
                  f"{folder})")
         build_int8(model, config, settings.model_path, class_names, batch, task, path)
         mean, worst = guard(model, OnnxModel(path), batch, task)
-        with open(record + '.tmp', 'w') as f:
-            json.dump({'mean': mean, 'max': worst, 'images': len(batch)}, f)
-        os.replace(record + '.tmp', record)
+        atomic_write_text(json.dumps({'mean': mean, 'max': worst, 'images': len(batch)}), record)
     with open(record) as f:
         checked = json.load(f)
     mean, worst = float(checked['mean']), float(checked['max'])
