@@ -28,9 +28,8 @@ from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
 from src_files.export import build_metadata
 from src_files.export.checked import ExportPlan, write_checked
-from src_files.export.zsl_inputs import read_wordvec_file, zsl_class_names
+from src_files.export.zsl_inputs import set_vocabulary
 from src_files.inference.load import load_model
-from src_files.ml_decoder.ml_decoder import update_wordvecs
 from src_files.settings import SpeedSettings
 
 
@@ -53,8 +52,6 @@ def check_values(values):
         output = os.path.splitext(values['model_path'])[0] + '.' + values['format']
     if os.path.abspath(output) == os.path.abspath(values['model_path']):
         raise UserError(f"--output {output} is the checkpoint itself: choose another file")
-    if values['class_names'] and not values['wordvecs']:
-        raise UserError("--class-names names the classes of --wordvecs: give --wordvecs too")
     if values['file_precision'] == 'int8' and (values['format'] != 'onnx' or not values['calibration_data']):
         raise UserError("--precision int8 writes an ONNX file calibrated on images: use --format onnx with "
                         "--calibration-data DIR")
@@ -72,18 +69,8 @@ def load_for_export(settings, wordvecs=None, class_names_file=None):
     `wordvecs`: --wordvecs, the word vectors of the classes a zero-shot head scores; `class_names_file`: their
     names (--class-names)."""
     loaded = load_model(settings, torch.device('cpu'))
-    model, class_names = loaded.model, loaded.class_names
-    if loaded.config.zsl and not wordvecs:
-        raise UserError(f"{settings.model_path} is a zero-shot model: give the word vectors of the classes it should "
-                        f"score with --wordvecs FILE ([300, n], e.g. NUS-WIDE's wordvec_array.pth)")
-    if wordvecs and not loaded.config.zsl:
-        raise UserError(f"--wordvecs is for zero-shot checkpoints (--zsl 1); {settings.model_path} has a fixed "
-                        f"classifier")
-    if loaded.config.zsl:
-        vectors = read_wordvec_file(wordvecs)
-        update_wordvecs(model, test_wordvecs=vectors)
-        class_names = zsl_class_names(vectors, class_names_file, class_names)
-    return model.eval(), class_names, loaded
+    class_names = set_vocabulary(loaded, settings.model_path, wordvecs, class_names_file)
+    return loaded.model.eval(), class_names, loaded
 
 
 def main(argv=None):

@@ -4,16 +4,20 @@
     python infer.py --model-path outputs/demo/best.pth --pic-path some/folder --save-path labelled/
     python infer.py --model-path best.pth --pic-path photos/ --output preds.csv --thresholds thresholds.json
     python infer.py --demo                  # the model of train.py --demo on a few images of the demo dataset
+    python infer.py --model-path outputs/nus_wide_zsl/best.pth --pic-path photos/   # a zero-shot model
 
 A single-label model (its best.pth records it, or --task single-label) prints its --top-k (default 5) best classes
 with their softmax probabilities, whatever their value (unless --thr or --thresholds is given).
 
-Class names come from the checkpoint's 'idx_to_class' (class numbers when it has none). --save-path writes a
+Class names come from the checkpoint's 'idx_to_class' (class numbers when it has none). A zero-shot model scores
+the classes whose word vectors it is given: those its best.pth records (every class of its data, seen and unseen),
+or --wordvecs FILE with --class-names FILE. Model settings (backbone, image size, head) come from the checkpoint;
+for a model-zoo file, which records none, the backbone from its weights and the image size from the zoo's table. --save-path writes a
 copy of each image with its labels drawn on it (no window is opened). --output writes every image's labels and
 scores to a CSV or JSON file as the batches finish (with a progress bar instead of one line per image);
---save-attention draws where the head's queries looked. On a CPU with VNNI, 256 images or more are labelled in int8
-through ONNX Runtime (converted once per checkpoint, checked against fp32: src_files/export/cpu_int8.py);
---precision fp32 runs the exact path.
+--save-attention draws where the head's queries looked. The labels are the fp32 model's on every machine and for any
+number of images; --precision int8 labels faster on a CPU through ONNX Runtime (converted once per checkpoint,
+checked against fp32: src_files/export/cpu_int8.py), and fp16 / bf16 on a GPU, both approximately.
 """
 import os
 from contextlib import nullcontext
@@ -22,9 +26,10 @@ from src_files import distributed
 from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
 from src_files.export import cpu_int8
+from src_files.export.zsl_inputs import set_vocabulary
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
 from src_files.inference import labelling
-from src_files.inference.load import is_exported, load_model, maybe_compile, require_model_path
+from src_files.inference.load import is_exported, load_model, maybe_compile, precision_line, require_model_path
 from src_files.inference.predictions import PredictionWriter, check_output_path, check_threshold, load_thresholds
 from src_files.ml_decoder.attention import find_head
 from src_files.settings import SINGLE
@@ -48,27 +53,31 @@ def check_values(values):
     return table
 
 
-def ready_model(settings, loaded, device, paths, attention):
-    """The loaded model as it labels `paths`: compiled (--compile, unless attention maps are drawn), or in int8 on a
-    CPU (src_files/export/cpu_int8.py); UserError for a model infer.py cannot run."""
-    config = loaded.config
-    if config.zsl:
-        raise UserError(f"{settings.model_path} is a zero-shot model: it scores word vectors, so use validate.py "
-                        f"--zsl 1 on a NUS-WIDE-layout folder")
-    if attention and not config.use_ml_decoder:
+def check_model(settings, loaded, attention):
+    """UserError for a model infer.py cannot label images with."""
+    if attention and loaded.config.zsl:
+        raise UserError("--save-attention draws the queries of a fixed classifier: a zero-shot head has none of its "
+                        "own (leave --save-attention out)")
+    if attention and not loaded.config.use_ml_decoder:
         raise UserError("--save-attention needs an ML-Decoder head: this model has none (--use-ml-decoder 0)")
+
+
+def ready_model(settings, loaded, device, paths, attention, thresholds, class_names):
+    """The loaded model as it labels `paths`: compiled (--compile, unless attention maps are drawn), or in int8 on a
+    CPU with --precision int8 (src_files/export/cpu_int8.py; its guard counts labels at `thresholds`)."""
+    config = loaded.config
     model = loaded.model
     if attention and settings.speed.compile:
         print("note: --compile is not used with --save-attention (the maps are recomputed eagerly)", flush=True)
     elif not attention:
         model = maybe_compile(model, settings.speed)
-    if cpu_int8.wants_int8(settings, device, zsl=config.zsl, save_attention=attention) and \
-            cpu_int8.worth_it(settings, len(paths)):
+    if cpu_int8.wants_int8(settings, device, zsl=config.zsl, save_attention=attention):
         load = cpu_int8.image_file_loader(paths, config.image_size)
 
         def calibration():  # the readable images among those spread over the ones labelled
             return cpu_int8.calibration_images(len(paths), load, lambda i: os.path.abspath(paths[i]))
-        model = cpu_int8.int8_model(model, settings, config, loaded.class_names, calibration, task=loaded.task)
+        model = cpu_int8.int8_model(model, settings, config, class_names, calibration, task=loaded.task,
+                                    thresholds=thresholds)
     return model
 
 
@@ -81,15 +90,18 @@ def main(argv=None):
         raise UserError(f"--save-attention needs the PyTorch checkpoint, not the exported {settings.model_path}")
     paths, root = labelling.images_to_label(values['pic_path'], values['demo'], DEMO_IMAGES)
     device = distributed.resolve_device(settings.device)
+    print(precision_line(settings, device), flush=True)
     loaded = load_model(settings, device)
-    model = ready_model(settings, loaded, device, paths, attention)
-    config, class_names, single = loaded.config, loaded.class_names, loaded.task == SINGLE
+    check_model(settings, loaded, attention)
+    class_names = set_vocabulary(loaded, settings.model_path, values['wordvecs'], values['class_names'])
+    config, single = loaded.config, loaded.task == SINGLE
     top_k = 5 if single and 'top_k' not in explicit else values['top_k']
     any_score = single and not values['thresholds'] and 'thr' not in explicit
+    thresholds = labelling.thresholds_per_class(class_names, values['thr'], values['thresholds'], table, any_score)
+    model = ready_model(settings, loaded, device, paths, attention, thresholds, class_names)
     job = labelling.LabelJob(
         model=model, device=device, dtype=loaded.dtype, channels_last=loaded.channels_last, paths=paths,
-        class_names=class_names, top_k=top_k, softmax=single,
-        thresholds=labelling.thresholds_per_class(class_names, values['thr'], values['thresholds'], table, any_score),
+        class_names=class_names, top_k=top_k, softmax=single, thresholds=thresholds,
         nothing="no class above its threshold" if values['thresholds'] else f"no class above {values['thr']}",
         outputs=labelling.save_paths(paths, root, values['save_path']),
         maps_out=labelling.attention_paths(paths, root, values['save_attention']),

@@ -59,7 +59,10 @@ def main(argv=None):
     task = TrainTask(train_set=nus.train_set, class_names=nus.seen_classes, evaluate=evaluate,
                      setup_model=lambda module: update_wordvecs(module, train_wordvecs=nus.train_wordvecs),
                      title=f"zero-shot {cfg.model_name} {cfg.image_size}px: ZSL mAP "
-                           f"({len(nus.unseen_classes)} unseen classes)")
+                           f"({len(nus.unseen_classes)} unseen classes)",
+                     # (so that infer.py can label images with best.pth alone: every class's word vector and name)
+                     saved={'wordvecs': nus.gzsl_wordvecs.cpu().clone(),
+                            'wordvec_classes': list(nus.seen_classes) + list(nus.unseen_classes)})
     return train(settings, info, model, task, state)
 
 

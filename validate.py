@@ -11,9 +11,9 @@ labels (VOC difficult objects, labels OpenImages did not verify) are left out of
 Single-label data (ImageFolder, CIFAR-100) is scored by top-1 / top-5 accuracy, on softmax scores. The
 checkpoint's classes are matched to the data's by name. The checkpoint may be a model-zoo file ({'model': ...,
 'idx_to_class': ...}), a bare state dict, or a best.pth of train.py. Norm layers are folded into the convolutions
-and the model runs in fp16 on GPUs (as published); on a CPU with VNNI it runs in int8 through ONNX Runtime,
-converted once per checkpoint and checked against fp32 (src_files/export/cpu_int8.py; --precision fp32 for the
-exact path).
+(same outputs). By default the model runs in fp32 on every machine, so the scores are the exact model's; faster,
+approximate paths are one flag away: --precision fp16 (as published) or bf16 on a GPU, --precision int8 on a CPU
+(ONNX Runtime, converted once per checkpoint and checked against fp32: src_files/export/cpu_int8.py).
 """
 import json
 import os
@@ -29,8 +29,8 @@ from src_files.evaluation.zsl import evaluate_zsl
 from src_files.export import cpu_int8
 from src_files.files import atomic_write_text, prepare_output_dir
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
-from src_files.inference.load import (check_finite, load_model, maybe_compile, precision_label, require_model_path,
-                                      resolve_task)
+from src_files.inference.load import (check_finite, load_model, maybe_compile, precision_label, precision_line,
+                                      require_model_path, resolve_task)
 from src_files.inference.predictions import check_threshold
 from src_files.reporting import report
 from src_files.settings import SINGLE
@@ -84,13 +84,14 @@ def score_data(values, data, settings, model, loaded, info, transform, int8):
     single = splits.task == SINGLE
     columns = match_classes(loaded.class_names, splits, settings.model_path, loaded.config.num_classes)
     task = resolve_task(settings.task, loaded.meta, splits.task)
-    if int8 and cpu_int8.worth_it(settings, len(splits.val)):  # the fast CPU path (calibration: pixels only)
+    if int8:  # --precision int8 (calibration: pixels only)
         t0 = time.time()
         val, root = splits.val, os.path.abspath(data)
 
         def calibration():  # images spread over the ones scored, named by their ids
             return cpu_int8.calibration_images(len(val), lambda i: val[i][0], lambda i: f"{root}:{val.image_ids[i]}")
-        model = cpu_int8.int8_model(model, settings, loaded.config, loaded.class_names, calibration, task=task)
+        model = cpu_int8.int8_model(model, settings, loaded.config, loaded.class_names, calibration, task=task,
+                                    thresholds=values['thr'])
         start += time.time() - t0
     scores, targets = predict(model, splits.val, info, values['batch_size'], values['workers'],
                               input_dtype=loaded.dtype, channels_last=loaded.channels_last,
@@ -151,6 +152,8 @@ def main(argv=None):
     check_values(values)
     settings = resolve.inference_settings(values, explicit)
     info = distributed.setup(settings.device)
+    if info.is_main:
+        print(precision_line(settings, info.device), flush=True)
     loaded = load_model(settings, info.device)
     int8 = cpu_int8.wants_int8(settings, info.device, zsl=loaded.config.zsl)
     data = values['data']

@@ -13,6 +13,19 @@ import zipfile
 
 class UserError(Exception):
     """An error caused by the user's input; its message is printed as one line by the scripts."""
+    exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send to stop a job), handled as Ctrl-C is."""
+
+
+class Interrupted(UserError):
+    """A run stopped by Ctrl-C (exit code 130) or SIGTERM (143); the message says what was kept."""
+
+    def __init__(self, message, signal_name='SIGINT'):
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == 'SIGTERM' else 130
 
 
 def _starts_like_a_pickle(path):

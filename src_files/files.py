@@ -52,18 +52,20 @@ def atomic_save(obj, path):
         if isinstance(error, OSError):
             raise UserError(f"cannot write {path}: {error.strerror or error} (the previous file, if any, is "
                             f"intact)") from None
-        if _caused_by_interrupt(error):  # torch.save's zip writer turns Ctrl-C into a RuntimeError on its way out
-            raise KeyboardInterrupt from None
+        interrupt = _interrupt_behind(error)  # (torch.save's zip writer turns Ctrl-C into a RuntimeError)
+        if interrupt is not None and interrupt is not error:
+            raise interrupt from None
         raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
-def _caused_by_interrupt(error):
+def _interrupt_behind(error):
+    """The KeyboardInterrupt (or Terminated) that `error` is, or was raised while handling; None if none."""
     while error is not None:
         if isinstance(error, KeyboardInterrupt):
-            return True
+            return error
         error = error.__context__
-    return False
+    return None
 
 
 def atomic_write_text(text, path):

@@ -99,6 +99,7 @@ class RunSettings:
     unsafe_load: bool = False
     resume_path: Optional[str] = None  # the latest.pth being resumed
     stop_after: int = 0  # epochs of this invocation (0 = to the end)
+    memory_check: bool = True  # estimate the peak memory first; on the CPU stop if it does not fit
     demo: bool = False
     script: str = 'train.py'  # named in the messages that say how to continue
 
@@ -124,7 +125,7 @@ class InferenceSettings:
     model_path: str = ''
     unsafe_load: bool = False
     device: str = 'cpu'
-    precision: str = 'auto'  # 'auto', 'fp16', 'bf16', 'fp32' or 'int8'
+    precision: str = 'fp32'  # 'fp32' (the exact model), or the approximate 'fp16', 'bf16', 'int8' (CPU)
     fold_norms: bool = True
     calibration_data: str = ''  # int8: images to calibrate on
     task: str = 'auto'  # how outputs are read: 'auto', MULTI or SINGLE

@@ -65,6 +65,23 @@ def test_an_unknown_flag_is_one_line_naming_the_closest_one(module, capsys):
         "error: argument --image-size: invalid int value: 'big'"
 
 
+def test_misspelled_and_abbreviated_flags_get_the_flags_they_may_mean(capsys):
+    """Edit distance finds a misspelling; an abbreviation is refused (a later flag could change what it means)
+    and named in full."""
+    assert _parse_error(validate.build_parser(), ['--treshold', '0.5'], capsys) == \
+        'error: unrecognized argument --treshold; did you mean --threshold?'
+    assert _parse_error(infer.build_parser(), ['--treshold', '0.5'], capsys) == \
+        'error: unrecognized argument --treshold; did you mean --threshold?'
+    assert _parse_error(train.build_parser(), ['--out', 'x'], capsys) == \
+        'error: unrecognized argument --out; did you mean --output-dir or --opt?'
+    assert _parse_error(train.build_parser(), ['--epoch', '3'], capsys) == \
+        'error: unrecognized argument --epoch; did you mean --epochs?'
+    assert _parse_error(infer.build_parser(), ['--pic', 'x.jpg'], capsys) == \
+        'error: unrecognized argument --pic; did you mean --pic-path?'
+    assert flags.parse(validate.build_parser(), ['--threshold', '0.3'])[0]['thr'] == 0.3  # (a third spelling)
+    assert flags.edit_distance('kitten', 'sitting') == 3 and flags.edit_distance('', 'ab') == 2
+
+
 @pytest.mark.slow
 def test_an_unknown_flag_through_the_script(tmp_path):
     """As a user runs it: exit code 2 and one line on stderr, no usage text."""

@@ -1,11 +1,12 @@
 """The fast CPU path (src_files/export/cpu_int8.py): int8 through ONNX Runtime, its accuracy guard, its cache,
-when --precision auto takes it, and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px. The
+that it runs only when asked for (--precision int8), and validate.py / infer.py with it on a tresnet_m checkpoint at 64 px. The
 checkpoint's tresnet_m has fewer blocks (every kind of TResNet-M's blocks, fewer copies: small_models.EVERY_KIND),
 which shortens each conversion (export, calibration, quantization) and each evaluation."""
 import json
 import re
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import validate
 from src_files.data import coco_datasets
 from src_files.data.demo import CLASS_NAMES, demo_coco_root
 from src_files.export import cpu_int8 as cpu_fast
+from src_files.inference.load import PRECISION_NOTES
 from src_files.settings import InferenceSettings, SpeedSettings
 from src_files.training.checkpoint import save_best
 from src_files.errors import UserError
@@ -76,31 +78,36 @@ def cache(tmp_path_factory):
         yield root / 'int8'
 
 
-def settings(precision='auto', compile=False, model_path='m.pth', calibration_data=''):
+def settings(precision='fp32', compile=False, model_path='m.pth', calibration_data=''):
     return InferenceSettings(model=ModelConfig(), precision=precision, model_path=model_path,
                              calibration_data=calibration_data, speed=SpeedSettings(compile=compile))
 
 
-def test_auto_takes_int8_only_on_a_cpu_with_vnni_and_never_where_it_cannot_apply(monkeypatch):
+def test_int8_is_taken_only_when_asked_for_and_never_where_it_cannot_apply(monkeypatch):
     cpu, cuda = torch.device('cpu'), torch.device('cuda')
     monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: True)
-    assert cpu_fast.wants_int8(settings(), cpu) and not cpu_fast.wants_int8(settings(), cuda)
-    assert not cpu_fast.wants_int8(settings('fp32'), cpu) and not cpu_fast.wants_int8(settings('bf16'), cpu)
+    for precision in ('fp32', 'bf16', 'fp16'):  # (fp32 is the default: the exact model, whatever the machine)
+        assert not cpu_fast.wants_int8(settings(precision), cpu) and not cpu_fast.wants_int8(settings(precision), cuda)
+    assert cpu_fast.wants_int8(settings('int8'), cpu)
     for blocker in (dict(zsl=1), dict(compile=True), dict(save_attention=True)):
         on = dict(zsl=blocker.get('zsl', 0), save_attention=blocker.get('save_attention', False))
-        compile = blocker.get('compile', False)
-        assert not cpu_fast.wants_int8(settings(compile=compile), cpu, **on)
         with pytest.raises(UserError, match='does not go with'):
-            cpu_fast.wants_int8(settings('int8', compile=compile), cpu, **on)
-    assert not cpu_fast.wants_int8(settings(model_path='model.onnx'), cpu)
+            cpu_fast.wants_int8(settings('int8', compile=blocker.get('compile', False)), cpu, **on)
+    with pytest.raises(UserError, match='does not go with an exported'):
+        cpu_fast.wants_int8(settings('int8', model_path='model.onnx'), cpu)
     with pytest.raises(UserError, match='is a CPU path'):
         cpu_fast.wants_int8(settings('int8'), cuda)
-    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: False)
-    assert not cpu_fast.wants_int8(settings(), cpu) and cpu_fast.wants_int8(settings('int8'), cpu)
-    # a first conversion costs more than it saves on a few images: auto converts from MIN_IMAGES on
-    assert not cpu_fast.worth_it(settings(), cpu_fast.MIN_IMAGES - 1) and \
-        cpu_fast.worth_it(settings(), cpu_fast.MIN_IMAGES)
-    assert cpu_fast.worth_it(settings('int8'), 1) and cpu_fast.worth_it(settings(calibration_data='x'), 1)
+    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: False)  # (slower there, still what was asked for)
+    assert cpu_fast.wants_int8(settings('int8'), cpu)
+
+
+def test_changed_labels_counts_images_whose_label_set_differs():
+    reference = np.array([[0.9, 0.1, 0.8], [0.2, 0.7, 0.1], [0.5, 0.5, 0.5]])
+    quantized = np.array([[0.9, 0.1, 0.7], [0.2, 0.76, 0.1], [0.4, 0.6, 0.5]])
+    assert cpu_fast.changed_labels(reference, quantized, 0.75, 'multi-label') == 2  # (rows 0 and 1 cross 0.75)
+    assert cpu_fast.changed_labels(reference, quantized, [0.85, 0.95, 0.75], 'multi-label') == 1  # (row 0)
+    assert cpu_fast.changed_labels(reference, quantized, 0.75, 'single-label') == 1  # (row 2's top class)
+    assert cpu_fast.changed_labels(reference, reference, 0.5, 'multi-label') == 0
 
 
 def test_spread_picks_evenly_and_includes_both_ends():
@@ -129,7 +136,7 @@ def test_the_cache_key_covers_the_checkpoint_the_model_settings_and_the_calibrat
     path.write_bytes(b'weights')
     cfg = ModelConfig(model_name='tresnet_m', image_size=64, num_classes=3, num_of_groups=2, decoder_embedding=64)
     digest = hashlib.sha256(b'weights')
-    digest.update(json.dumps(['1', {'model_name': 'tresnet_m', 'image_size': 64, 'num_classes': 3, 'num_of_groups': 2,
+    digest.update(json.dumps(['2', {'model_name': 'tresnet_m', 'image_size': 64, 'num_classes': 3, 'num_of_groups': 2,
                                     'decoder_embedding': 64, 'use_ml_decoder': 1, 'fold_norms': True}, 'multi-label',
                               ['a', 'b'], onnxruntime.__version__, torch.__version__]).encode())
     key = cpu_fast.cache_key(str(path), cfg, True, ['a', 'b'], 'multi-label')
@@ -153,7 +160,10 @@ def test_validate_int8_matches_fp32_and_is_cached(work, cache, tmp_path, capfd):
     code, int8, err = call_main(validate, base + ['--precision', 'int8', '--save-scores', tmp_path / 'int8.csv'],
                                 capfd)
     assert code == 0, err
-    assert 'quantizing the model to int8' in err + int8 and 'running int8' in err + int8
+    assert 'quantizing the model to int8' in err + int8 and (err + int8).count('running int8') == 1
+    assert re.search(r'other labels for \d+ of the 32 calibration images', int8)
+    assert int8.splitlines()[0].startswith('precision: int8 on cpu') and fp32.splitlines()[0] == \
+        'precision: fp32 on cpu, ' + PRECISION_NOTES['fp32']
     assert int8.strip().splitlines()[-1].endswith('int8 (ONNX Runtime)')
     import pandas as pd
     p32 = pd.read_csv(tmp_path / 'fp32.csv').set_index('image').to_numpy()
@@ -164,7 +174,8 @@ def test_validate_int8_matches_fp32_and_is_cached(work, cache, tmp_path, capfd):
     entries = sorted(p.suffix for p in cache.iterdir())
     assert entries == ['.json', '.onnx'], entries  # (the first conversion of the module)
     record = json.loads(next(cache.glob('*.json')).read_text())
-    assert record['images'] == 32 and record['mean'] <= cpu_fast.GUARD_MEAN
+    recorded = np.abs(np.asarray(record['int8']) - np.asarray(record['fp32']))  # (the calibration images' probabilities)
+    assert recorded.shape == (32, len(CLASS_NAMES)) and recorded.mean() <= cpu_fast.GUARD_MEAN
     code, again, err = call_main(validate, base + ['--precision', 'int8'], capfd)  # the cached file: no conversion
     assert code == 0 and 'quantizing' not in err + again and scores_of(again) == scores_of(int8)
 
@@ -244,3 +255,65 @@ def test_bench_infer_on_the_cpu_compares_the_paths(capsys, monkeypatch):
     assert '| path | prepare s | batch 1 images/s | ratio | batch 2 images/s | ratio |' in out
     diffs = [float(line.split('|')[-2]) for line in out.splitlines() if line.startswith('| ') and 'x |' in line]
     assert max(diffs) < 1e-5  # the fp32 paths compute the published logits
+
+
+@pytest.mark.slow
+def test_default_flags_give_the_fp32_rows_whatever_the_number_of_images(work, cache, tmp_path, capfd, monkeypatch):
+    """With default flags the labels and scores of an image are the fp32 model's, in a folder of 300 images as in one
+    of 6 (above and below any size at which a faster path could start), on a CPU with int8 instructions too."""
+    import shutil
+    import pandas as pd
+    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: True)
+    sources = sorted((Path(work.data) / 'val2014').glob('*.jpg'))
+    big, small = tmp_path / 'big', tmp_path / 'small'
+    big.mkdir(), small.mkdir()
+    for i in range(300):
+        shutil.copy(sources[i % len(sources)], big / f'{i:03d}.jpg')
+    for i in range(0, 300, 50):
+        shutil.copy(big / f'{i:03d}.jpg', small)
+    rows = {}
+    for folder in (big, small):
+        code, out, err = call_main(infer, ['--model-path', work.checkpoint, '--pic-path', folder, '--workers', 0,
+                                           '--output', tmp_path / f'{folder.name}.csv'], capfd)
+        assert code == 0, err
+        assert out.splitlines()[0].startswith('precision: fp32 on cpu') and 'running int8' not in out + err
+        table = pd.read_csv(tmp_path / f'{folder.name}.csv', dtype=str, keep_default_na=False)
+        rows[folder.name] = table.set_index(table['image'].map(lambda p: Path(p).name)).drop(columns='image')
+    shared = rows['small'].index
+    assert len(rows['big']) == 300 and len(shared) == 6
+    pd.testing.assert_frame_equal(rows['small'], rows['big'].loc[shared], check_exact=True)
+    probs = fp32_probabilities(work.checkpoint, [small / name for name in shared])
+    for name, p in zip(shared, probs):  # (labels above the default threshold 0.75, best first)
+        expected = [CLASS_NAMES[c] for c in np.argsort(-p) if p[c] > 0.75]
+        row = rows['small'].loc[name]
+        assert (row['labels'].split(';') if row['labels'] else []) == expected, (name, row['labels'], expected)
+        scores = [float(v) for v in row['scores'].split(';')] if row['scores'] else []
+        assert np.allclose(scores, sorted(p[p > 0.75], reverse=True), atol=1e-5)
+
+
+def fp32_probabilities(checkpoint, files):
+    """The checkpoint's fp32 model's probabilities on image files, computed here without the scripts (norms not
+    folded, one batch)."""
+    from PIL import Image
+    cfg = ModelConfig(model_name='tresnet_m', decoder_embedding=64, image_size=SIZE, num_classes=len(CLASS_NAMES))
+    model = create_model(**cfg.to_dict()).eval()
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)['model'])
+    images = torch.stack([val_transform(SIZE)(Image.open(f).convert('RGB')) for f in files])
+    with torch.no_grad():
+        return torch.sigmoid(model(images)).numpy()
+
+
+@pytest.mark.slow
+def test_validate_default_flags_save_the_fp32_scores_for_a_large_set(work, cache, tmp_path, capfd, monkeypatch):
+    import pandas as pd
+    monkeypatch.setattr(cpu_fast, 'cpu_has_vnni', lambda: True)
+    data = demo_coco_root(cache_dir=str(tmp_path / 'demo'), num_train=2, num_val=300)
+    code, out, err = call_main(validate, ['--model-path', work.checkpoint, '--data', data, '--workers', 0,
+                                          '--save-scores', tmp_path / 'scores.csv'], capfd)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith('precision: fp32 on cpu') and 'running int8' not in out + err
+    saved = pd.read_csv(tmp_path / 'scores.csv').set_index('image')
+    assert len(saved) > 256, len(saved)  # (the images with annotations)
+    files = [Path(data) / image for image in saved.index]
+    expected = fp32_probabilities(work.checkpoint, files)
+    assert np.abs(saved[CLASS_NAMES].to_numpy() - expected).max() < 1e-5

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +98,29 @@ def test_train_writes_checkpoints_metrics_and_plot(trained):
     latest = torch.load(out / 'latest.pth', weights_only=True)
     assert latest['epoch'] == 2 and latest['global_step'] == 6
     assert {'model', 'ema', 'optimizer', 'scheduler', 'rng', 'args', 'best', 'class_names'} <= set(latest)
+
+
+def test_a_finished_run_is_extended_by_fine_tuning_from_its_best_weights(trained, coco, work, capfd):
+    """--resume --epochs N on a finished run: one line with the command that trains on from its best.pth into a new
+    folder; that command runs as printed, taking the model settings from best.pth (no model flag in it)."""
+    import shlex
+    out, _ = trained
+    code, _, err = call_main(train, ['--resume', '--output-dir', out, '--epochs', 3], capfd)
+    line = assert_user_error(code, err, f'the run in {out} finished its 2 epochs', 'run: python train.py')
+    command = shlex.split(line.split('run: ', 1)[1])
+    assert command[:2] == ['python', 'train.py'] and '--model-name' not in command and '--image-size' not in command
+    given = dict(zip(command[2::2], command[3::2]))
+    assert given['--model-path'] == str(out / 'best.pth') and given['--epochs'] == '1'
+    assert given['--batch-size'] == '8' and float(given['--lr']) == 1e-3 and given['--data'] == str(coco)
+    code, stdout, stderr = call_main(train, command[2:] + ['--workers', 0], capfd)
+    assert code == 0, stderr
+    assert re.search(r'settings from \S+best.pth: model_name=tresnet_m, image_size=64', stdout), stdout
+    extended = torch.load(Path(given['--output-dir']) / 'best.pth', weights_only=True)
+    assert extended['meta']['model_name'] == 'tresnet_m' and extended['meta']['image_size'] == 64
+    # a flag given explicitly wins over the record, with a note
+    code, stdout, stderr = call_main(train, command[2:-2] + ['--output-dir', work / 'extended_96', '--workers', 0,
+                                                             '--image-size', 96, '--stop-after', 1], capfd)
+    assert code == 0 and 'records --image-size 64; using --image-size 96 as given' in stdout, stdout + stderr
 
 
 def test_validate_on_best(trained, coco, work, capfd):
@@ -269,6 +293,24 @@ def test_train_zsl_nus_one_epoch(nus, work, capfd, monkeypatch):
     assert 'ZSL mAP' in stdout and 'GZSL mAP' in stdout
     report = json.loads((work / 'zsl.json').read_text())
     assert {'zsl', 'gzsl', 'image_views'} <= set(report) and 'threshold' not in report  # top-K: no threshold
+    # infer.py labels images with it: the classes best.pth records (seen and unseen), scored as with the data's
+    # own word vector and class name files given by hand
+    saved = torch.load(out / 'best.pth', weights_only=True)
+    assert saved['wordvecs'].shape[0] == 300 and len(saved['wordvec_classes']) == saved['wordvecs'].shape[1]
+    pics = sorted((Path(nus) / 'images').rglob('*.jpg'))[:3]
+    scores = {}
+    for name, extra in (('recorded', []), ('files', ['--wordvecs', Path(nus) / 'wordvec_array.pth', '--class-names',
+                                                      Path(nus) / 'benchmark_81_v0.json'])):
+        code, stdout, stderr = call_main(infer, ['--model-path', out / 'best.pth', '--pic-path', pics[0].parent,
+                                                 '--workers', 0, '--thr', 0, '--top-k', 1000,
+                                                 '--output', work / f'zsl_{name}.json'] + extra, capfd)
+        assert code == 0, stderr
+        rows = json.loads((work / f'zsl_{name}.json').read_text())
+        scores[name] = {row['image']: dict(zip(row['labels'], row['scores'])) for row in rows}
+    assert scores['recorded'].keys() == scores['files'].keys()
+    for image, recorded in scores['recorded'].items():
+        assert set(recorded) == set(saved['wordvec_classes']) == set(scores['files'][image])
+        assert all(abs(recorded[c] - scores['files'][image][c]) < 1e-6 for c in recorded)
     # Word vectors of the wrong shape: one line naming the file and the shapes accepted.
     broken = work / 'nus_bad_wordvecs'
     shutil.copytree(nus, broken)
@@ -570,3 +612,31 @@ def test_infer_demo_workers_and_thresholds(trained, coco, work, capfd, monkeypat
         assert code == 0 and '(threshold 0.3)' in stdout, stdout + stderr
         results.append([line for line in stdout.splitlines() if line.startswith('CP ')])
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize('signals, code', [(['SIGINT', 'SIGINT', 'SIGINT'], 130), (['SIGTERM', 'SIGINT'], 143)])
+def test_repeated_interrupts_stop_with_one_line(coco, work, signals, code):
+    """Ctrl-C pressed again and again (or SIGTERM, then Ctrl-C), with loader processes running: one error line
+    naming the saved epoch and how to continue, no traceback, and the saved checkpoint intact."""
+    import signal
+    import time
+    out = work / f'interrupted_{signals[0]}'
+    cmd = [sys.executable, os.path.join(ROOT, 'train.py'), '--data', str(coco), '--epochs', '50',
+           '--output-dir', str(out)] + [str(a) for a in SMALL] + ['--workers', '2']
+    proc = subprocess.Popen(cmd, cwd=str(work), env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 240
+    while not (out / 'latest.pth').exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # (into the next epoch: its loader processes are at work)
+    for name in signals:
+        proc.send_signal(getattr(signal, name))
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and 'is saved in' in errors[0] and '--resume' in errors[0], stderr
+    assert 'Traceback' not in stderr + stdout and 'Exception ignored' not in stderr, stderr
+    from src_files.training.checkpoint import load_latest
+    assert load_latest(str(out / 'latest.pth'))['epoch'] >= 1
+    assert not list(out.glob('*.tmp'))

@@ -8,7 +8,6 @@ each flag's underscore spelling too (`--model_name` for `--model-name`, as in th
 reports a mistyped flag in one line naming the closest known one.
 """
 import argparse
-import difflib
 import os
 import sys
 
@@ -67,23 +66,47 @@ class Parser(argparse.ArgumentParser):
         return out
 
     def _unrecognized(self, extras):
-        """'unrecognized argument --modle-name; did you mean --model-name?' (each unknown flag, with a guess)."""
+        """'unrecognized argument --modle-name; did you mean --model-name?' (each unknown flag, with its closest
+        known flags where one is close)."""
         flags = [token.split('=', 1)[0] for token in extras if token.startswith('-') and token != '--'] or extras
         known = [option for option in self._option_string_actions if option.startswith('--')]
-        named = []
-        for flag in flags:
-            guess = difflib.get_close_matches(flag.replace('_', '-'), known, n=1)
-            named.append((flag, guess[0] if guess else None))
+        named = [(flag, closest_flags(flag.replace('_', '-'), known)) for flag in flags]
         if len(named) == 1:
-            flag, guess = named[0]
-            return f"unrecognized argument {flag}; " + (f"did you mean {guess}?" if guess else "see --help")
-        return "unrecognized arguments " + ', '.join(flag + (f" (did you mean {guess}?)" if guess else '')
-                                                     for flag, guess in named) + "; see --help"
+            flag, guesses = named[0]
+            return f"unrecognized argument {flag}; " + (f"did you mean {' or '.join(guesses)}?" if guesses
+                                                        else "see --help")
+        return "unrecognized arguments " + ', '.join(
+            flag + (f" (did you mean {' or '.join(guesses)}?)" if guesses else '') for flag, guesses in named) + \
+            "; see --help"
+
+
+def edit_distance(a, b):
+    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions from a to b."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def closest_flags(flag, known, most=3):
+    """The known flags a mistyped `flag` may have meant: those it is the start of (an abbreviation, which the
+    parsers do not accept: a later flag could change what it means), then those within a few edits of it (about
+    one per four characters, at least 2); [] when none is close."""
+    name = flag.lstrip('-')
+    longer = sorted(option for option in known if len(name) >= 3 and option.lstrip('-').startswith(name))
+    distances = {option: edit_distance(name, option.lstrip('-')) for option in known}
+    best = min(distances.values(), default=None)
+    near = sorted(option for option, d in distances.items() if best is not None and d == best <= max(2, len(name) // 4))
+    return list(dict.fromkeys(longer + near))[:most]
 
 
 def make_parser(description):
-    return Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                  epilog="Each flag may also be spelled with underscores, e.g. --model_name=tresnet_l.")
+    return Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False,
+                  epilog="Each flag may also be spelled with underscores, e.g. --model_name=tresnet_l; flags are "
+                         "never abbreviated.")
 
 
 def parse(parser, argv=None):
@@ -144,8 +167,11 @@ def add_model_flags(parser, model_name='tresnet_l', image_size=448, num_of_group
                     from_checkpoint=False, model_path_help=None):
     """--model-path, --unsafe-load and the ModelConfig flags. from_checkpoint=True (validate.py, infer.py,
     export.py): the help says that a checkpoint which records a setting fills it in unless the flag is given."""
-    g = parser.add_argument_group('model' + (' (flags not given are read from the checkpoint where it records '
-                                             'them)' if from_checkpoint else ''))
+    g = parser.add_argument_group('model', (
+        "flags not given are read from the checkpoint: what it records (a best.pth), else what its weights show "
+        "(backbone, head) and, for a model-zoo file, the zoo's image size for that backbone" if from_checkpoint else
+        "with --model-path FILE, --model-name, --image-size and the head flags not given are read from FILE: what "
+        "a best.pth records, else the backbone its weights show and the model zoo's image size for it"))
     g.add_argument('--model-path', default='' if model_path_help is None else None,
                    help=model_path_help or (
                        "pretrained weights to start from, e.g. an ImageNet-21K backbone: its plain classifier "
@@ -176,8 +202,8 @@ def add_device_flag(g):
 
 
 def add_threshold_flag(g, help):
-    """--thr (validate.py's name) and --th (infer.py's): the same probability threshold."""
-    g.add_argument('--thr', '--th', dest='thr', type=float, default=0.75, help=help)
+    """--thr (validate.py's name), --th (infer.py's) and --threshold: the same probability threshold."""
+    g.add_argument('--thr', '--th', '--threshold', dest='thr', type=float, default=0.75, help=help)
 
 
 def add_task_flag(g):
@@ -225,10 +251,11 @@ def add_inference_speed_flags(parser):
     g = add_speed_flags(parser, training=False)
     g.add_argument('--fold-norms', action=argparse.BooleanOptionalAction, default=True,
                    help="fold the norm layers into the convolutions (same outputs, faster)")
-    g.add_argument('--precision', choices=('auto', 'fp16', 'bf16', 'fp32', 'int8'), default='auto',
-                   help="dtype of the weights and inputs; auto = fp16 on CUDA (as published); on a CPU int8 (ONNX "
-                        "Runtime, calibrated once per checkpoint and cached, checked against fp32) where the CPU has "
-                        "VNNI, else fp32; fp32 = the exact path (see src_files/export/cpu_int8.py)")
+    g.add_argument('--precision', choices=('fp32', 'fp16', 'bf16', 'int8'), default='fp32',
+                   help="dtype of the weights and inputs: fp32 = the exact model, on every device and for any number "
+                        "of images; faster and approximate: fp16 (the published GPU path), bf16, or int8 on a CPU "
+                        "(ONNX Runtime, calibrated once per checkpoint and cached, checked against fp32: "
+                        "src_files/export/cpu_int8.py; BENCHMARKS.md gives its speed and how many labels it changes)")
     g.add_argument('--calibration-data', default='', metavar='DIR',
                    help="int8: calibrate on images of this folder (default: images spread over the ones scored; "
                         "only pixels are read)")
@@ -310,13 +337,16 @@ def _training_parser(description, script, *, data, data_help, model_name, image_
     if script == 'train.py':
         add_recipe_flags(parser)
     g = parser.add_argument_group('output and resuming')
-    g.add_argument('--output-dir', default=output_dir,
-                   help="folder for latest.pth, best.pth, metrics.csv and curves.png")
+    g.add_argument('--output-dir', default=None,
+                   help=f"folder for latest.pth, best.pth, metrics.csv and curves.png (default: {output_dir})")
     g.add_argument('--resume', nargs='?', const='', default=None, metavar='PATH',
                    help="continue the run in --output-dir from its latest.pth (or the latest.pth or run folder given)")
     g.add_argument('--stop-after', type=int, default=0, metavar='N',
                    help="stop (cleanly) after N epochs of this invocation, to continue later with --resume "
                         "(0 = run to --epochs)")
+    g.add_argument('--no-memory-check', action='store_true', default=False,
+                   help="skip the estimate of the peak memory made before the first step (on the CPU a run that "
+                        "would not fit stops there with a batch size that does)")
     demo = dict(DEMO, output_dir=DEMO_OUTPUT[script])
     g.add_argument('--demo', action='store_true', default=False,
                    help="train on the built-in demo dataset (made on first use) with small, fast settings: " +
@@ -329,7 +359,7 @@ def _training_parser(description, script, *, data, data_help, model_name, image_
 def train_parser(description):
     return _training_parser(
         description, 'train.py', data='data/coco', model_name='tresnet_l', image_size=448, batch_size=56, lr=1e-4,
-        weight_decay=1e-4, num_of_groups=-1, zsl=0, output_dir='outputs/coco',
+        weight_decay=1e-4, num_of_groups=-1, zsl=0, output_dir='outputs/<name of the --data folder>',
         data_help="dataset folder (its layout is detected, or given with --data-format; see Datasets.md)",
         num_classes_help="number of classes (None = as many as the data has)")
 
@@ -337,7 +367,7 @@ def train_parser(description):
 def zsl_parser(description):
     return _training_parser(
         description, 'train_zsl_nus.py', data='data/nus_wide', model_name='tresnet_l', image_size=224,
-        batch_size=56, lr=1e-4, weight_decay=1e-2, num_of_groups=None, zsl=1, output_dir='outputs/nus_zsl',
+        batch_size=56, lr=1e-4, weight_decay=1e-2, num_of_groups=None, zsl=1, output_dir='outputs/<name of the --data folder>_zsl',
         data_help="NUS-WIDE folder (see Datasets.md)",
         num_classes_help="number of training classes (None = the seen classes of benchmark_81_v0.json: 925 on "
                          "NUS-WIDE)",
@@ -416,22 +446,29 @@ def infer_parser(description, demo_images):
     g.add_argument('--save-attention', default=None, metavar='DIR',
                    help="write one PNG per image to DIR: the image beside the ML-Decoder cross-attention map "
                         "of each predicted class's query")
+    add_vocabulary_flags(parser, "")
     add_inference_speed_flags(parser)
     return parser
+
+
+def add_vocabulary_flags(parser, use):
+    """--wordvecs / --class-names: the classes a zero-shot checkpoint scores (`use`: what the script does with
+    them)."""
+    g = parser.add_argument_group('zero-shot checkpoints')
+    g.add_argument('--wordvecs', default=None, metavar='FILE',
+                   help="zero-shot checkpoints (--zsl 1): word vectors of the classes to score, [300, n] or "
+                        "[n, 300] saved with torch.save (e.g. NUS-WIDE's wordvec_array.pth; default: the ones a "
+                        "best.pth of train_zsl_nus.py records, every class of its data)" + use)
+    g.add_argument('--class-names', default=None, metavar='FILE',
+                   help="with --wordvecs: names of its n classes, a text file (one per line), a JSON list, or "
+                        "NUS-WIDE's benchmark_81_v0.json (None = the checkpoint's names if n fits, else 0..n-1)")
 
 
 def export_parser(description):
     parser = make_parser(description)
     _checkpoint_model_flags(parser, "checkpoint to export (any file validate.py reads: best.pth, latest.pth, a "
                                     "model-zoo file, a bare state dict); required")
-    g = parser.add_argument_group('zero-shot checkpoints')
-    g.add_argument('--wordvecs', default=None, metavar='FILE',
-                   help="zero-shot checkpoints (--zsl 1): word vectors of the classes to score, [300, n] or "
-                        "[n, 300] saved with torch.save (e.g. NUS-WIDE's wordvec_array.pth); baked into the "
-                        "file, which then takes only images")
-    g.add_argument('--class-names', default=None, metavar='FILE',
-                   help="with --wordvecs: names of its n classes, a text file (one per line), a JSON list, or "
-                        "NUS-WIDE's benchmark_81_v0.json (None = the checkpoint's names if n fits, else 0..n-1)")
+    add_vocabulary_flags(parser, "; baked into the file, which then takes only images")
     g = parser.add_argument_group('output')
     g.add_argument('--format', choices=('onnx', 'pt2'), default='onnx',
                    help="onnx: an ONNX file with the weights inside; pt2: a torch.export ExportedProgram "

@@ -1,7 +1,7 @@
 """From the parsed flags to frozen settings (src_files/settings.py), once per run.
 
-`train_settings` resolves, in this order: --demo's defaults, a resumed run's own settings (latest.pth), the
-checks of each value, the recipe's defaults (--recipe a2), and the loss settings of the data's task (multi- or
+`train_settings` resolves, in this order: --demo's defaults, a resumed run's own settings (latest.pth), the model
+settings a --model-path file records (fine-tuning), the checks of each value, the recipe's defaults (--recipe a2), and the loss settings of the data's task (multi- or
 single-label, from its layout). `inference_settings` does the same for validate.py, infer.py and export.py,
 whose model settings the checkpoint may fill in later (src_files/inference/load.py). Flags given on the command
 line always win; a flag that would change a resumed run is an error.
@@ -10,13 +10,16 @@ import dataclasses
 import logging
 import math
 import os
+import shlex
 
 from src_files import distributed
 from src_files.cli.flags import A2, A2_LR, A2_LR_BATCH, A2_ONLY, DEMO, DEMO_OUTPUT, RECIPE_KEYS, flag_name
 from src_files import data as datasets
 from src_files.data.formats import SINGLE_LABEL_FORMATS, detect_format
 from src_files.errors import UserError
+from src_files.models import load_checkpoint
 from src_files.models.config import MODEL_FIELDS, TRESNET_NAMES, ModelConfig
+from src_files.models.zoo import recorded_settings, weights_model_name, zoo_image_size
 from src_files.settings import (MULTI, SINGLE, DataSettings, InferenceSettings, OptimSettings, RunSettings,
                                 SpeedSettings, TrainSettings, fill_defaults)
 from src_files.training import checkpoint as ckpt
@@ -43,7 +46,11 @@ def train_settings(values, explicit, script):
         if 'data' not in explicit:
             demo['data'] = demo_root()
         fill_defaults(values, explicit, demo, note="demo settings")
-    state = resume_state(values, explicit)
+    if values['output_dir'] is None:
+        values['output_dir'] = default_output_dir(values['data'], script)
+    state = resume_state(values, explicit, script)
+    if state is None and values['model_path']:
+        fine_tune_settings(values, explicit, script)
     if state is not None and values['demo'] and 'data' not in explicit and not os.path.isdir(str(values['data'])):
         values['data'] = demo_root()  # the demo cache was cleared: build it again
     check_train_values(values)
@@ -72,6 +79,36 @@ def train_settings(values, explicit, script):
     return build_train_settings(values, task, script), state, None
 
 
+FINE_TUNE_KEYS = ('model_name', 'image_size', 'use_ml_decoder', 'num_of_groups', 'decoder_embedding')
+
+
+def fine_tune_settings(values, explicit, script):
+    """Training from --model-path FILE: the model settings FILE records (a best.pth or latest.pth of train.py), else
+    the backbone its weights show and (train.py) the model zoo's image size for it; train_zsl_nus.py keeps its own
+    image size, as published. Flags given win, with a note where they
+    differ; what is taken is said in one line. (The head is trained anew for the data's classes.)"""
+    path = values['model_path']
+    state_dict, extras = load_checkpoint(path, unsafe=values['unsafe_load'])
+    recorded = {k: v for k, v in recorded_settings(extras).items() if k in FINE_TUNE_KEYS}
+    name = weights_model_name(state_dict)
+    if not recorded and name:  # a model-zoo file, a pretrained backbone or a bare state dict
+        recorded['model_name'] = name
+        if script == 'train.py':
+            recorded['image_size'] = zoo_image_size(name)[0]
+    differ = {k: v for k, v in recorded.items() if k in explicit and values[k] != v}
+    if differ:
+        LOG.info(f"note: {path} records " + ', '.join(f"{flag_name(k)} {v}" for k, v in differ.items()) +
+                 "; using " + ', '.join(f"{flag_name(k)} {values[k]}" for k in differ) + " as given")
+    fill_defaults(values, explicit, recorded, note=f"settings from {path}")
+
+
+def default_output_dir(data, script):
+    """outputs/<name of the data folder> (train_zsl_nus.py: outputs/<name>_zsl): runs on different data never share
+    a folder by default."""
+    name = os.path.basename(os.path.normpath(os.path.abspath(str(data)))) or 'run'
+    return os.path.join('outputs', name + ('_zsl' if script == 'train_zsl_nus.py' else ''))
+
+
 def build_train_settings(values, task, script):
     """TrainSettings of resolved flag `values`."""
     v = values
@@ -88,7 +125,7 @@ def build_train_settings(values, task, script):
                         workers=v['workers'], uint8_batches=v['uint8_batches'])
     run = RunSettings(output_dir=v['output_dir'], device=v['device'], model_path=v['model_path'],
                       unsafe_load=v['unsafe_load'], resume_path=v.get('resume_path'), stop_after=v['stop_after'],
-                      demo=v['demo'], script=script)
+                      memory_check=not v['no_memory_check'], demo=v['demo'], script=script)
     record = tuple((k, x) for k, x in v.items() if isinstance(x, (str, int, float, bool, type(None))))
     return TrainSettings(model=ModelConfig.from_dict(v), data=data, optim=optim, speed=speed_settings(v), run=run,
                          record=record)
@@ -115,7 +152,7 @@ def check_train_values(values):
         raise UserError(f"--seed must be in [0, 2**32), got {values['seed']}")
 
 
-def resume_state(values, explicit):
+def resume_state(values, explicit, script='train.py'):
     """With --resume: load latest.pth and merge its settings into `values` (flags given now win, except the ones
     that would change the run: an error); -> the checkpoint dict, or None for a fresh run."""
     if values.get('resume') is None:
@@ -127,6 +164,9 @@ def resume_state(values, explicit):
         values['output_dir'] = os.path.dirname(os.path.abspath(path))
     state = ckpt.load_latest(path)
     saved = state['args']
+    if 'epochs' in explicit and int(state['epoch']) >= int(saved.get('epochs', 0)) < values['epochs']:
+        raise UserError(extend_message(values, saved, os.path.dirname(os.path.abspath(path)), int(state['epoch']),
+                                       script))
     for key in STRUCTURAL_KEYS:
         if key in explicit and key in saved and values.get(key) != saved[key]:
             flag = flag_name(key)
@@ -137,6 +177,30 @@ def resume_state(values, explicit):
             values[key] = saved[key]
     values['resume_path'] = path
     return state
+
+
+# The flags of a finished run that a fine-tuning run continuing it repeats (where they differ from the defaults);
+# the model's own settings come from its best.pth.
+EXTEND_KEYS = ('data_format', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'no_aug', 'seed', 'amp', 'recipe')
+
+
+def extend_message(values, saved, run_dir, done, script):
+    """A finished run cannot be resumed for more epochs (its schedule ended): the command that trains on from its
+    best weights, for the epochs asked beyond those done, into a new folder. `values`: this invocation's flags
+    (parser defaults where not given)."""
+    source = ['--demo'] if saved.get('demo') else ['--data', str(saved.get('data', values['data']))]
+    kept = []
+    for key in EXTEND_KEYS:
+        value = saved.get(key)
+        if key not in values or value is None or value == values[key] or value is False:
+            continue
+        kept += [flag_name(key)] if value is True else [flag_name(key), str(value)]
+    more = values['epochs'] - done
+    command = shlex.join(['python', script] + source + ['--model-path', os.path.join(run_dir, ckpt.BEST), '--epochs',
+                                                      str(more)] + kept + ['--output-dir', run_dir + '_more'])
+    return (f"the run in {run_dir} finished its {done} epochs: its learning-rate schedule has ended, so it cannot "
+            f"be resumed for more; to train {more} more epoch(s) from its best weights (a new schedule, in a new "
+            f"folder), run: {command}")
 
 
 def finished_message(values, state):
@@ -242,7 +306,7 @@ def inference_settings(values, explicit, **overrides):
         model_path = os.path.join('outputs', 'demo_zsl' if values.get('zsl') else 'demo', 'best.pth')
     fields = dict(model=ModelConfig.from_dict(values), given=given, model_path=model_path,
                   unsafe_load=values.get('unsafe_load', False), device=values.get('device', 'cpu'),
-                  precision=values.get('precision', 'auto'), fold_norms=values.get('fold_norms', True),
+                  precision=values.get('precision', 'fp32'), fold_norms=values.get('fold_norms', True),
                   calibration_data=values.get('calibration_data') or '', task=values.get('task', 'auto'),
                   speed=speed_settings(values), uint8_batches=values.get('uint8_batches', True))
     fields.update(overrides)

@@ -2,12 +2,14 @@
 cause (bad flags or data, a missing file, a full disk, Ctrl-C) into one line on stderr and an exit code."""
 import errno
 import logging
+import signal
 import sys
+import threading
 
 import torch
 
 from src_files import distributed
-from src_files.errors import UserError
+from src_files.errors import Terminated, UserError
 from src_files.models.config import ConfigError
 
 
@@ -69,15 +71,50 @@ def describe_os_error(error):
     return text
 
 
+def stop_on_signals():
+    """Ctrl-C (SIGINT) and SIGTERM (what job schedulers and `timeout` send) stop the run: the first one raises
+    KeyboardInterrupt (Terminated for SIGTERM) in the main thread, so the run ends through its own clean-up (loader
+    processes shut down, the one error line printed); any signal after it is ignored, so a second Ctrl-C cannot
+    break into that clean-up or the interpreter's exit. -> the handlers it replaced (restore_signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: handler for sig, handler in previous.items() if handler != signal.SIG_IGN}  # (nohup, `&`)
+
+    def stop(signum, frame):
+        for sig in previous:  # (a Python no-op, not SIG_IGN: a signal already on its way must find a handler)
+            signal.signal(sig, _ignore)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    return previous
+
+
+def _ignore(signum, frame):
+    """The handler after the first signal: the run is already ending."""
+
+
+def restore_signals(previous):
+    """Put back the handlers stop_on_signals replaced, unless a signal came (the process is ending: later ones stay
+    ignored)."""
+    if any(signal.getsignal(sig) is _ignore for sig in previous):
+        return
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def run_main(main, argv=None):
-    """Run `main(argv)` and exit with its return code; user errors print `error: <message>` and exit 1."""
+    """Run `main(argv)` and exit with its return code; user errors print `error: <message>` and exit 1 (130 after
+    Ctrl-C, 143 after SIGTERM, as shells report a process the signal ended)."""
     setup_logging()
     code = 0
+    handlers = stop_on_signals()
     try:
         code = main(argv) or 0
     except UserError as error:
         print(f"error: {_one_line(error)}", file=sys.stderr, flush=True)
-        code = 1
+        code = error.exit_code
     except ConfigError as error:  # model settings: named by their flags here
         print(f"error: {_one_line(error.as_flags())}", file=sys.stderr, flush=True)
         code = 1
@@ -87,10 +124,11 @@ def run_main(main, argv=None):
     except torch.cuda.OutOfMemoryError:
         print("error: out of GPU memory: lower --batch-size (or --image-size)", file=sys.stderr, flush=True)
         code = 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("error: interrupted", file=sys.stderr, flush=True)
-        code = 130
+        code = 143 if isinstance(stop, Terminated) else 130
     finally:
         distributed.cleanup()
+        restore_signals(handlers)
     sys.stdout.flush()
     sys.exit(code)

@@ -1,23 +1,22 @@
-"""The fast CPU path of validate.py and infer.py: the model in int8, run by ONNX Runtime.
+"""The int8 CPU path of validate.py and infer.py (`--precision int8`): the model in int8, run by ONNX Runtime.
 
-`--precision auto` (the default) on a CPU with VNNI (int8 dot-product instructions: AVX512-VNNI, AVX-VNNI or AMX)
-runs the checkpoint this way:
+It is never the default: by default both scripts give the fp32 model's scores and labels, whatever the machine or
+the number of images. With --precision int8 on the CPU:
 1. the PyTorch model (norms folded, fp32) is exported to ONNX and quantized (src_files/export/quantize.py), its
    activation ranges calibrated on CALIBRATION_IMAGES images: those of --calibration-data, else images spread
    evenly over the ones being scored (only pixels are read, never labels);
-2. the accuracy guard: on those images the int8 probabilities (sigmoid, or softmax for a single-label model) must
-   stay within GUARD_MEAN (mean absolute difference) and GUARD_MAX (largest difference) of the fp32 model's;
-   otherwise the run goes on in fp32 and says why;
+2. the accuracy guard, on those images: the int8 probabilities (sigmoid, or softmax for a single-label model) must
+   stay within GUARD_MEAN (mean absolute difference) and GUARD_MAX (largest difference) of the fp32 model's, and
+   change the labels (the classes above the thresholds used; the top-1 class of a single-label model) of at most
+   GUARD_LABELS of the images; the share it changes is reported. Otherwise the run goes on in fp32 and says why;
 3. the int8 file is cached under ~/.cache/ml_decoder/int8 (or $ML_DECODER_CACHE/int8), keyed by the
-   checkpoint's bytes, the model settings and the calibration images, so a later run on the same checkpoint
-   starts at once.
-Where int8 does not apply (a GPU, a CPU without VNNI, a zero-shot model, --compile, --save-attention, fewer than
-MIN_IMAGES images to score, for which the first conversion would cost more than it saves) auto is fp32.
-`--precision fp32` always runs the exact PyTorch path; `--precision int8` asks for int8 (and says so when the CPU
-has no VNNI). Speed and accuracy against fp32: BENCHMARKS.md.
+   checkpoint's bytes, the model settings and the calibration images, with both models' probabilities on the
+   calibration images, so a later run on the same checkpoint starts at once.
+int8 runs best on CPUs with VNNI (int8 dot-product instructions: AVX512-VNNI, AVX-VNNI or AMX); elsewhere it says
+so. Speed, and how many labels it changes on a real validation set: BENCHMARKS.md, "CPU inference".
 
 The entry points take the run's InferenceSettings (src_files/settings.py) and the ModelConfig the checkpoint was
-loaded with (src_files/inference/load.py): `wants_int8`, `worth_it`, `calibration_images` and `int8_model`.
+loaded with (src_files/inference/load.py): `wants_int8`, `calibration_images` and `int8_model`.
 """
 import hashlib
 import json
@@ -42,10 +41,10 @@ from src_files.settings import MULTI, SINGLE
 LOG = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 32
-MIN_IMAGES = 256  # auto converts to int8 for at least this many images (see worth_it)
 GUARD_MEAN, GUARD_MAX = 0.01, 0.15  # probability differences int8 may show against fp32 on the calibration images
+GUARD_LABELS = 0.1  # the share of calibration images whose labels int8 may change
 VNNI_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8')
-CACHE_VERSION = '1'
+CACHE_VERSION = '2'
 # The model settings in the cache key (with fold_norms), in this order.
 KEY_FIELDS = ('model_name', 'image_size', 'num_classes', 'num_of_groups', 'decoder_embedding', 'use_ml_decoder')
 
@@ -61,32 +60,22 @@ def cpu_has_vnni():
 
 
 def wants_int8(settings, device, zsl=0, save_attention=False):
-    """Whether this run takes the int8 path (settings: InferenceSettings; `zsl`: the loaded model's;
-    `save_attention`: infer.py draws attention maps); UserError where --precision int8 cannot apply."""
-    precision = settings.precision
-    if precision not in ('auto', 'int8') or device.type != 'cpu':
-        if precision == 'int8':
-            raise UserError("--precision int8 is a CPU path (ONNX Runtime): add --device cpu, or use fp16 / bf16 on "
-                            "the GPU")
+    """Whether this run takes the int8 path: --precision int8 only (settings: InferenceSettings; `zsl`: the loaded
+    model's; `save_attention`: infer.py draws attention maps); UserError where it cannot apply."""
+    if settings.precision != 'int8':
         return False
+    if device.type != 'cpu':
+        raise UserError("--precision int8 is a CPU path (ONNX Runtime): add --device cpu, or use fp16 / bf16 on the "
+                        "GPU")
     blockers = [flag for flag, on in (('--zsl 1', zsl), ('--compile', settings.speed.compile),
                                       ('--save-attention', save_attention)) if on]
     if str(settings.model_path).lower().endswith(('.onnx', '.pt2')):
         blockers.append('an exported --model-path')
-    if precision == 'int8':
-        if blockers:
-            raise UserError(f"--precision int8 does not go with {blockers[0]}: leave one of them out")
-        if not cpu_has_vnni():
-            LOG.info("note: this CPU has no VNNI instructions: int8 may be slower than fp32 here (--precision fp32)")
-        return True
-    return not blockers and cpu_has_vnni()
-
-
-def worth_it(settings, n_images):
-    """Whether to convert for `n_images` images: always with --precision int8 or --calibration-data; under auto
-    only from MIN_IMAGES on, since a first conversion (export, calibration, quantization) costs more than it saves
-    on fewer images."""
-    return settings.precision == 'int8' or bool(settings.calibration_data) or n_images >= MIN_IMAGES
+    if blockers:
+        raise UserError(f"--precision int8 does not go with {blockers[0]}: leave one of them out")
+    if not cpu_has_vnni():
+        LOG.info("note: this CPU has no VNNI instructions: int8 may be slower than fp32 here (--precision fp32)")
+    return True
 
 
 def calibration_paths(folder, limit=CALIBRATION_IMAGES):
@@ -163,10 +152,26 @@ def probabilities(logits, task):
 
 def guard(model, int8, batch, task):
     """(mean, max) absolute probability difference of the int8 model against the fp32 `model` on `batch`."""
+    reference, quantized = both_probabilities(model, int8, batch, task)
+    diff = np.abs(quantized - reference)
+    return float(diff.mean()), float(diff.max())
+
+
+def both_probabilities(model, int8, batch, task):
+    """(fp32 probabilities, int8 probabilities) [N, C] of `batch`."""
     with torch.no_grad():
         reference = probabilities(model(batch).float(), task)
-    diff = np.abs(probabilities(int8(batch), task) - reference)
-    return float(diff.mean()), float(diff.max())
+    return reference, probabilities(int8(batch), task)
+
+
+def changed_labels(reference, quantized, thresholds, task):
+    """How many images (rows) get other labels from `quantized` than from `reference`: the classes above
+    `thresholds` (a number, or one per class) for a multi-label model, the top-1 class for a single-label one."""
+    reference, quantized = np.asarray(reference), np.asarray(quantized)
+    if task == SINGLE:
+        return int((reference.argmax(1) != quantized.argmax(1)).sum())
+    thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), reference.shape[1:])
+    return int(((reference > thresholds) != (quantized > thresholds)).any(axis=1).sum())
 
 
 def build_int8(model, config, model_path, class_names, batch, task, path):
@@ -180,11 +185,12 @@ def build_int8(model, config, model_path, class_names, batch, task, path):
         atomic_replace(lambda partial: quantize_onnx(fp32_path, partial, batches), path, suffix=f'.{os.getpid()}.tmp')
 
 
-def int8_model(model, settings, config, class_names, calibration, task=MULTI):
+def int8_model(model, settings, config, class_names, calibration, task=MULTI, thresholds=0.75):
     """The int8 OnnxModel of `model` (fp32, norms folded, on the CPU), or `model` itself where the accuracy guard
     fails. settings: the run's InferenceSettings (model_path, fold_norms, calibration_data); config: the
     ModelConfig the model was loaded with; `calibration`: () -> (batch, ids) of images to calibrate on when
-    --calibration-data is not given (calibration_images)."""
+    --calibration-data is not given (calibration_images); `thresholds`: the run's (a number, or one per class), at
+    which the guard counts the calibration images whose labels int8 changes."""
     batch, ids = load_calibration(settings.calibration_data, config.image_size, calibration)
     if not len(batch):
         LOG.info("note: no image to calibrate int8 on: running fp32")
@@ -196,20 +202,24 @@ def int8_model(model, settings, config, class_names, calibration, task=MULTI):
     except OSError:  # an unwritable cache: build in a temporary folder
         folder = tempfile.mkdtemp(prefix='ml_decoder_int8_')
         path = os.path.join(folder, 'model.onnx')
-    record = path[:-len('.onnx')] + '.json'  # the guard's result, written once the file is whole
+    record = path[:-len('.onnx')] + '.json'  # both models' probabilities, written once the file is whole
     if not (os.path.isfile(path) and os.path.isfile(record)):
         LOG.info(f"quantizing the model to int8 (calibrated on {len(batch)} images; once per checkpoint, cached in "
                  f"{folder})")
         build_int8(model, config, settings.model_path, class_names, batch, task, path)
-        mean, worst = guard(model, OnnxModel(path), batch, task)
-        atomic_write_text(json.dumps({'mean': mean, 'max': worst, 'images': len(batch)}), record)
+        reference, quantized = both_probabilities(model, OnnxModel(path), batch, task)
+        atomic_write_text(json.dumps({'fp32': reference.tolist(), 'int8': quantized.tolist()}), record)
     with open(record) as f:
         checked = json.load(f)
-    mean, worst = float(checked['mean']), float(checked['max'])
-    if mean > GUARD_MEAN or worst > GUARD_MAX:
-        LOG.info(f"note: int8 probabilities differ from fp32 by {mean:.4f} on average, {worst:.3f} at most, on the "
-                 f"calibration images (allowed {GUARD_MEAN}, {GUARD_MAX}): running fp32")
+    reference, quantized = np.asarray(checked['fp32']), np.asarray(checked['int8'])
+    diff = np.abs(quantized - reference)
+    mean, worst = float(diff.mean()), float(diff.max())
+    changed, n = changed_labels(reference, quantized, thresholds, task), len(reference)
+    compared = (f"its probabilities within {mean:.4f} on average, {worst:.3f} at most, of fp32's, and other labels "
+                f"for {changed} of the {n} calibration images")
+    if mean > GUARD_MEAN or worst > GUARD_MAX or changed > GUARD_LABELS * n:
+        LOG.info(f"note: int8 is too far from fp32 ({compared}; allowed {GUARD_MEAN}, {GUARD_MAX} and "
+                 f"{GUARD_LABELS:.0%} of the images): running fp32")
         return model
-    LOG.info(f"running int8 (ONNX Runtime; its probabilities within {mean:.4f} on average, {worst:.3f} at most, "
-             f"of fp32 on {len(batch)} calibration images); --precision fp32 for the exact path")
+    LOG.info(f"running int8 (ONNX Runtime; {compared}); --precision fp32 for the exact path")
     return OnnxModel(path)

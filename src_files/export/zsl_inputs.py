@@ -1,10 +1,13 @@
-"""The word vectors (and their class names) that a zero-shot export bakes into its head."""
+"""The word vectors (and their class names) a zero-shot head scores outside training: the ones export.py bakes into
+its file and infer.py labels images with. They come from --wordvecs / --class-names, else from what a best.pth of
+train_zsl_nus.py records ('wordvecs' [300, n] and 'wordvec_classes': every class of its data, seen and unseen)."""
 import json
 import os
 
 import torch
 
 from src_files.errors import UserError, why_torch_load_failed
+from src_files.ml_decoder.ml_decoder import update_wordvecs
 from src_files.safe_load import torch_load
 
 WORDVEC_DIM = 300
@@ -72,3 +75,26 @@ def zsl_class_names(wordvecs, names_file, checkpoint_names):
     if checkpoint_names and len(checkpoint_names) == n:
         return list(checkpoint_names)
     return [str(i) for i in range(n)]
+
+
+def set_vocabulary(loaded, model_path, wordvecs_file=None, names_file=None):
+    """Give the zero-shot head of `loaded` (inference.load.Loaded) the classes it scores: --wordvecs FILE (and
+    --class-names), else the ones the checkpoint records. -> their names. For a model with a fixed classifier:
+    loaded.class_names (and a UserError if word vectors were given)."""
+    if names_file and not wordvecs_file:
+        raise UserError("--class-names names the classes of --wordvecs: give --wordvecs too")
+    if not loaded.config.zsl:
+        if wordvecs_file:
+            raise UserError(f"--wordvecs is for zero-shot checkpoints (--zsl 1); {model_path} has a fixed classifier")
+        return loaded.class_names
+    if wordvecs_file:
+        vectors = read_wordvec_file(wordvecs_file)
+        names = zsl_class_names(vectors, names_file, loaded.class_names)
+    elif loaded.vocabulary is not None:
+        vectors, names = loaded.vocabulary
+    else:
+        raise UserError(f"{model_path} is a zero-shot model that records no word vectors: give the word vectors of "
+                        f"the classes it should score with --wordvecs FILE ([300, n], e.g. NUS-WIDE's "
+                        f"wordvec_array.pth) and their names with --class-names FILE")
+    update_wordvecs(loaded.model, test_wordvecs=vectors)
+    return list(names)

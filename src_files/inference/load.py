@@ -27,6 +27,7 @@ from src_files.models import create_model, fold_norm_layers, load_checkpoint, lo
 from src_files.models.compile import compile_model
 from src_files.models.config import MODEL_FIELDS, ModelConfig
 from src_files.models.factory import head_shape
+from src_files.models.zoo import recorded_settings, weights_model_name, zoo_image_size
 from src_files.settings import MULTI, SINGLE, InferenceSettings, SpeedSettings, fill_defaults
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Loaded:
     channels_last: bool = False
     meta: dict = field(default_factory=dict)
     task: str = MULTI
+    vocabulary: Optional[tuple] = None  # zero-shot: (word vectors [300, n], their n class names) the file records
 
 
 def is_exported(model_path):
@@ -86,13 +88,30 @@ def resolve_task(requested, meta, data_task=None):
     return recorded_task(meta) or data_task or MULTI
 
 
+PRECISION_NOTES = {
+    'fp32': "the exact model (--precision int8 on a CPU, bf16 or fp16 run faster and approximate it)",
+    'fp16': "half precision, approximate (--precision fp32 for the exact model)",
+    'bf16': "bfloat16, approximate (--precision fp32 for the exact model)",
+    'int8': "int8 through ONNX Runtime, approximate: checked against fp32 on calibration images",
+}
+
+
+def precision_line(settings, device):
+    """The first line of validate.py and infer.py: which precision the run uses, and whether it is exact."""
+    if is_exported(settings.model_path):
+        return f"precision: as exported ({settings.model_path}, run by ONNX Runtime or torch.export on the CPU)"
+    return f"precision: {settings.precision} on {device.type}, {PRECISION_NOTES[settings.precision]}"
+
+
 def resolve_precision(precision, device):
-    if precision == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
-    # (int8: the PyTorch model stays fp32; cpu_int8.int8_model converts it once the calibration images are known)
+    """The dtype of the weights and inputs for --precision (fp32 by default: the exact model on every device; int8
+    keeps the PyTorch model in fp32 until cpu_int8.int8_model converts it)."""
     dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': torch.float32, 'int8': torch.float32}[precision]
     if dtype == torch.float16 and device.type == 'cpu':
         LOG.info("note: fp16 on CPU is slow; --precision fp32 or bf16 is faster there")
+    if device.type == 'cuda' and dtype == torch.float32:  # fp32 means fp32: no TF32 rounding in convs or matmuls
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return dtype
 
 
@@ -125,12 +144,14 @@ def load_model(settings: InferenceSettings, device, data_task=None):
         return load_exported(settings, data_task)
     path = settings.model_path
     state_dict, extras = load_checkpoint(path, unsafe=settings.unsafe_load)
-    meta = extras.get('meta') if isinstance(extras.get('meta'), dict) else {}
-    if not meta and isinstance(extras.get('args'), dict) and 'optimizer' in extras:  # a training latest.pth
-        meta = extras['args']
+    meta = recorded_settings(extras)
+    if meta is extras.get('args'):  # a training latest.pth
         LOG.info(f"note: {path} is a training checkpoint: scoring its model weights (best.pth holds the better of "
                  f"the model and its EMA)")
-    config, class_names = resolve_config(settings, meta, head_shape(state_dict), _class_names(extras))
+    shape = head_shape(state_dict)
+    if weights_model_name(state_dict):
+        shape['model_name'] = weights_model_name(state_dict)
+    config, class_names = resolve_config(settings, meta, shape, _class_names(extras))
 
     model = create_model(config, load_head=True, model_path='')
     load_model_weights(model, state_dict, strict=True, model_name=config.model_name)
@@ -151,13 +172,23 @@ def load_model(settings: InferenceSettings, device, data_task=None):
         torch.backends.cudnn.benchmark = bool(settings.speed.cudnn_benchmark)
     set_head_impl(model, settings.speed.head_impl)
     return Loaded(model=model, config=config, class_names=class_names, dtype=dtype, channels_last=channels_last,
-                  meta=meta, task=resolve_task(settings.task, meta, data_task))
+                  meta=meta, task=resolve_task(settings.task, meta, data_task), vocabulary=_vocabulary(extras))
+
+
+def _vocabulary(extras):
+    """(word vectors [300, n], n class names) a zero-shot best.pth records, or None."""
+    vectors, names = extras.get('wordvecs'), extras.get('wordvec_classes')
+    if isinstance(vectors, torch.Tensor) and vectors.dim() == 2 and vectors.shape[0] == 300 and \
+            isinstance(names, (list, tuple)) and len(names) == vectors.shape[1]:
+        return vectors.float(), [str(n) for n in names]
+    return None
 
 
 def resolve_config(settings, meta, shape, class_names):
     """(ModelConfig, class names) of a checkpoint: the flags given (settings.given) win; the others are what its
-    `meta` records, else its head's `shape` (head_shape of its state dict); the class count comes from its
-    `class_names` when not given. Prints what it read and where a flag given differs from the record."""
+    `meta` records, else its weights' `shape` (head_shape of its state dict, and the model name its blocks show);
+    the class count comes from its `class_names` when not given; a file that records no image size is run at the
+    model zoo's (zoo.zoo_image_size). Prints what it read and where a flag given differs from the record."""
     path, given = settings.model_path, settings.given
     values = settings.model.to_dict()
     from_meta = {k: meta[k] for k in META_KEYS if k in meta}
@@ -165,8 +196,11 @@ def resolve_config(settings, meta, shape, class_names):
     shape = {k: v for k, v in shape.items() if k in MODEL_FIELDS}
     _note_overrides(path, values, given, dict(from_meta, **shape))
     filled = fill_defaults(values, given, shape)
-    if filled and ('num_of_groups' in filled or 'decoder_embedding' in filled):
-        LOG.info("head from the checkpoint: " + ', '.join(f"{k}={values[k]}" for k in filled))
+    if 'model_name' in filled:
+        LOG.info(f"model from the weights of {path}: {values['model_name']}")
+    head = [k for k in filled if k != 'model_name']
+    if head and ('num_of_groups' in head or 'decoder_embedding' in head):
+        LOG.info("head from the checkpoint: " + ', '.join(f"{k}={values[k]}" for k in head))
     if values['num_classes'] is None:
         if values['zsl']:  # a zero-shot head scores however many word vectors it is given
             values['num_classes'] = len(class_names) if class_names else ZSL_DEFAULT_CLASSES
@@ -176,6 +210,11 @@ def resolve_config(settings, meta, shape, class_names):
             raise UserError(f"cannot tell the number of classes of {path}: give --num-classes")
     if values['zsl'] and not values['use_ml_decoder']:
         raise UserError("--zsl 1 needs --use-ml-decoder 1")
+    if 'image_size' not in given and 'image_size' not in from_meta:
+        size, why = zoo_image_size(values['model_name'], values['num_classes'])
+        if size:
+            values['image_size'] = size
+            LOG.info(f"image size {size}: {why} ({path} records none; --image-size to change it)")
     return ModelConfig(**values), class_names
 
 

@@ -55,10 +55,11 @@ def _tuplify(x):
     return x
 
 
-def save_best(path, state_dict, class_names, meta):
-    """Model-zoo format: {'model': state_dict, 'idx_to_class': {i: name}} plus 'meta' (how it was trained)."""
-    atomic_save({'model': state_dict, 'idx_to_class': {i: n for i, n in enumerate(class_names)}, 'meta': meta},
-                path)
+def save_best(path, state_dict, class_names, meta, extra=None):
+    """Model-zoo format: {'model': state_dict, 'idx_to_class': {i: name}} plus 'meta' (how it was trained) and the
+    `extra` entries (a zero-shot model's 'wordvecs' [300, n] and 'wordvec_classes', the classes it can name)."""
+    atomic_save(dict({'model': state_dict, 'idx_to_class': {i: n for i, n in enumerate(class_names)}, 'meta': meta},
+                     **(extra or {})), path)
 
 
 def load_latest(path):

@@ -40,6 +40,7 @@ class TrainTask:
     setup_model: Optional[Callable] = None  # called on the model (and so on the EMA copy) before training
     title: str = ''
     meta: dict = field(default_factory=dict)  # saved into best.pth
+    saved: dict = field(default_factory=dict)  # entries saved into best.pth beside the weights (tensors allowed)
     kind: str = MULTI  # or SINGLE: targets are class indices (the loss follows)
     metric_name: str = 'mAP'  # the score printed per epoch and that picks best.pth ('top1' for single-label)
     extra_curves: tuple = ()  # details also drawn in curves.png (e.g. 'top5')

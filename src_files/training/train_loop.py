@@ -21,12 +21,13 @@ import torch
 from tqdm import tqdm
 
 from src_files import distributed
-from src_files.errors import UserError
+from src_files.errors import Interrupted, Terminated, UserError
 from src_files.files import atomic_save, prepare_output_dir
 from src_files.helper_functions.augmentations import to_float
 from src_files.reporting.curves import plot_history, write_metrics_csv
 from src_files.training import checkpoint as ckpt
 from src_files.training.data import set_epoch, train_loader
+from src_files.training.memory import check_memory
 from src_files.training.optimisation import build_optimisation
 from src_files.training.seeds import derive_seed, seed_everything
 from src_files.training.speed import CompileClock, prepare_model, wrap_for_training
@@ -230,7 +231,8 @@ def end_epoch(settings, task, parts, progress, precision, stats, info):
         meta = dict(task.meta, **settings.model.to_dict(), epoch=progress.epoch, **{m: score},
                     weights='ema' if use_ema else 'model')
         ckpt.save_best(os.path.join(out_dir, ckpt.BEST),
-                       ckpt.cpu_state_dict(parts.ema.module if use_ema else parts.model), task.class_names, meta)
+                       ckpt.cpu_state_dict(parts.ema.module if use_ema else parts.model), task.class_names, meta,
+                       task.saved)
     state = dict(parts.state_dict(), **vars(progress), steps_per_epoch=stats.steps, world_size=info.world_size,
                  rng=ckpt.rng_state(), args=dict(settings.record_dict(), **settings.model.to_dict()),
                  class_names=list(task.class_names), metric_name=m)
@@ -259,6 +261,11 @@ def train(settings, info, model, task, resume_state=None):
     """Train `model` (already built and initialised) on task.train_set; returns 0."""
     optim, run = settings.optim, settings.run
     precision = Precision.for_device(optim.amp, settings.speed.channels_last, info.device, warn=info.is_main)
+    if run.memory_check:  # (CPU processes of one machine share its memory; each GPU process has its own GPU)
+        sharing = int(os.environ.get('LOCAL_WORLD_SIZE', '1')) if info.device.type == 'cpu' else 1
+        note = check_memory(settings, info.device, processes=sharing)
+        if note and info.is_main:
+            LOG.info(note)
     out_dir = prepare_output_dir(run.output_dir)  # only now: bad data or weights leave no empty folder
     raw = prepare_model(model, settings.speed, precision.device, precision.channels_last)
     if task.setup_model:
@@ -300,8 +307,9 @@ def train(settings, info, model, task, resume_state=None):
                     LOG.info(f"stopped after {epochs_run} epoch(s) as asked (--stop-after); continue with: --resume "
                              f"--output-dir {out_dir}")
                 return 0
-    except KeyboardInterrupt:
-        raise UserError(interrupted_message(settings, progress)) from None
+    except KeyboardInterrupt as stop:
+        raise Interrupted(interrupted_message(settings, progress),
+                          'SIGTERM' if isinstance(stop, Terminated) else 'SIGINT') from None
     if info.is_main:
         best_path = os.path.join(out_dir, ckpt.BEST)
         # (a run resumed from a copied latest.pth has no best.pth until an epoch beats the saved best)
