@@ -27,7 +27,7 @@ from src_files.errors import UserError
 from src_files.evaluation.predict import match_classes, multilabel_metrics, predict, topk_accuracy, unknown_note
 from src_files.evaluation.zsl import evaluate_zsl
 from src_files.export import cpu_int8
-from src_files.files import atomic_write_text, prepare_output_dir
+from src_files.files import atomic_write_text, check_writable, prepare_output_dir
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
 from src_files.inference.load import (check_finite, load_model, maybe_compile, precision_label, precision_line,
                                       require_model_path, resolve_task)
@@ -48,7 +48,7 @@ def check_values(values):
     require_model_path(values['model_path'], values['demo'])
     for key in ('json', 'save_scores'):  # find an unwritable path before the run, not after it
         if values[key]:
-            prepare_output_dir(os.path.dirname(os.path.abspath(values[key])), flag=f"{flags.flag_name(key)} path")
+            check_writable(values[key], flags.flag_name(key))
     if values['report']:
         if values['zsl']:
             raise UserError("--report is not supported with --zsl 1 (it reports on a dataset's own classes)")

@@ -98,6 +98,7 @@ class RunSettings:
     model_path: str = ''  # weights to start from ('' = random initialisation)
     unsafe_load: bool = False
     resume_path: Optional[str] = None  # the latest.pth being resumed
+    resume_auto: bool = False  # --resume auto found no latest.pth: a new run (a best.pth alone is started over)
     stop_after: int = 0  # epochs of this invocation (0 = to the end)
     memory_check: bool = True  # estimate the peak memory first; on the CPU stop if it does not fit
     demo: bool = False

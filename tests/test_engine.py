@@ -270,12 +270,17 @@ def test_loader_processes_kept_across_epochs_draw_each_epochs_augmentation():
 
 
 def test_a_new_run_does_not_overwrite_a_finished_one(tmp_path):
-    resolve.refuse_to_overwrite(str(tmp_path / 'new'))  # no folder yet
+    assert ckpt.refuse_to_overwrite(str(tmp_path / 'new')) is None  # no folder yet
     (tmp_path / 'run').mkdir()
-    resolve.refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
-    (tmp_path / 'run' / ckpt.LATEST).write_bytes(b'x')
+    ckpt.refuse_to_overwrite(str(tmp_path / 'run'))  # an empty folder (a run that failed before its first epoch)
+    (tmp_path / 'run' / ckpt.BEST).write_bytes(b'x')
     with pytest.raises(UserError, match='already holds a run .* continue it with --resume'):
-        resolve.refuse_to_overwrite(str(tmp_path / 'run'))
+        ckpt.refuse_to_overwrite(str(tmp_path / 'run'))
+    # --resume auto: a best.pth alone (stopped while saving epoch 1) is started over, with a note
+    assert 'starting that run over' in ckpt.refuse_to_overwrite(str(tmp_path / 'run'), True)
+    (tmp_path / 'run' / ckpt.LATEST).write_bytes(b'x')
+    with pytest.raises(UserError, match='already holds a run'):
+        ckpt.refuse_to_overwrite(str(tmp_path / 'run'), True)
 
 
 def test_resume_takes_the_runs_settings_unless_given_again(tmp_path):

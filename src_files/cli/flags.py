@@ -340,7 +340,9 @@ def _training_parser(description, script, *, data, data_help, model_name, image_
     g.add_argument('--output-dir', default=None,
                    help=f"folder for latest.pth, best.pth, metrics.csv and curves.png (default: {output_dir})")
     g.add_argument('--resume', nargs='?', const='', default=None, metavar='PATH',
-                   help="continue the run in --output-dir from its latest.pth (or the latest.pth or run folder given)")
+                   help="continue the run in --output-dir from its latest.pth (or the latest.pth or run folder "
+                        "given); --resume auto: continue if --output-dir holds a run, else start one (the same "
+                        "command for every start of a job: SLURM requeues, torchrun --max-restarts)")
     g.add_argument('--stop-after', type=int, default=0, metavar='N',
                    help="stop (cleanly) after N epochs of this invocation, to continue later with --resume "
                         "(0 = run to --epochs)")

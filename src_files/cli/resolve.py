@@ -58,7 +58,9 @@ def train_settings(values, explicit, script):
         LOG.info(f"note: --compile-mode {values['compile_mode']} acts only with --compile; training without either")
     finished = finished_message(values, state) if state is not None else None
     if state is None:
-        refuse_to_overwrite(values['output_dir'])
+        note = ckpt.refuse_to_overwrite(values['output_dir'], allow_unfinished_first_epoch=values['resume'] == 'auto')
+        if note and os.environ.get('RANK', '0') == '0':
+            LOG.info(note)
     if script == 'train.py' and values['zsl']:
         raise UserError("--zsl 1 needs word vectors: use train_zsl_nus.py for zero-shot training")
     if script == 'train_zsl_nus.py':
@@ -125,7 +127,8 @@ def build_train_settings(values, task, script):
                         workers=v['workers'], uint8_batches=v['uint8_batches'])
     run = RunSettings(output_dir=v['output_dir'], device=v['device'], model_path=v['model_path'],
                       unsafe_load=v['unsafe_load'], resume_path=v.get('resume_path'), stop_after=v['stop_after'],
-                      memory_check=not v['no_memory_check'], demo=v['demo'], script=script)
+                      memory_check=not v['no_memory_check'], resume_auto=v.get('resume') == 'auto', demo=v['demo'],
+                      script=script)
     record = tuple((k, x) for k, x in v.items() if isinstance(x, (str, int, float, bool, type(None))))
     return TrainSettings(model=ModelConfig.from_dict(v), data=data, optim=optim, speed=speed_settings(v), run=run,
                          record=record)
@@ -157,6 +160,13 @@ def resume_state(values, explicit, script='train.py'):
     that would change the run: an error); -> the checkpoint dict, or None for a fresh run."""
     if values.get('resume') is None:
         return None
+    if values['resume'] == 'auto':  # the same command on every start of a job: resume if there is a run, else start
+        path = os.path.join(values['output_dir'], ckpt.LATEST)
+        if not os.path.isfile(path):
+            if os.environ.get('RANK', '0') == '0':
+                LOG.info(f"--resume auto: no {ckpt.LATEST} in {values['output_dir']}: starting a new run")
+            return None
+        values['resume'] = path
     path = values['resume'] or os.path.join(values['output_dir'], ckpt.LATEST)
     if os.path.isdir(path):  # --resume RUN_FOLDER means its latest.pth
         path = os.path.join(path, ckpt.LATEST)
@@ -211,15 +221,6 @@ def finished_message(values, state):
     return (f"the run in {values['output_dir']} already finished ({state['epoch']}/{epochs} epochs, best "
             f"{state.get('metric_name', 'mAP')} {float(state.get('best', float('nan'))):.2f} at epoch "
             f"{state.get('best_epoch', '?')}); nothing to do")
-
-
-def refuse_to_overwrite(output_dir):
-    """A new run would overwrite the run already in `output_dir` (--resume forgotten, or a shared default folder)."""
-    latest = os.path.join(output_dir, ckpt.LATEST)
-    if os.path.isfile(latest) or os.path.isfile(os.path.join(output_dir, ckpt.BEST)):
-        raise UserError(f"{output_dir} already holds a run ({ckpt.LATEST} / {ckpt.BEST}): continue it with --resume "
-                        f"--output-dir {output_dir}, or start the new run in another --output-dir (or delete that "
-                        f"folder)")
 
 
 def resolve_recipe(values, explicit, world_size):

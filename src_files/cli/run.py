@@ -2,6 +2,7 @@
 cause (bad flags or data, a missing file, a full disk, Ctrl-C) into one line on stderr and an exit code."""
 import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -84,6 +85,11 @@ def stop_on_signals():
     def stop(signum, frame):
         for sig in previous:  # (a Python no-op, not SIG_IGN: a signal already on its way must find a handler)
             signal.signal(sig, _ignore)
+        if distributed.world_size() > 1:  # (a rank blocked in a collective would wait for peers that are stopping)
+            code = 143 if signum == signal.SIGTERM else 130
+            timer = threading.Timer(STOP_GRACE_S, _stop_now, args=(code,))
+            timer.daemon = True
+            timer.start()
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     for sig in previous:
@@ -95,6 +101,15 @@ def _ignore(signum, frame):
     """The handler after the first signal: the run is already ending."""
 
 
+STOP_GRACE_S = 30  # a stopped training process of several that has not ended by then (a peer gone) exits at once
+
+
+def _stop_now(code):
+    print(f"error: stopped; this process did not end within {STOP_GRACE_S} s (the others had stopped): the saved "
+          f"epochs are intact, continue with --resume", file=sys.stderr, flush=True)
+    os._exit(code)
+
+
 def restore_signals(previous):
     """Put back the handlers stop_on_signals replaced, unless a signal came (the process is ending: later ones stay
     ignored)."""
@@ -102,6 +117,12 @@ def restore_signals(previous):
         return
     for sig, handler in previous.items():
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def out_of_host_memory(error):
+    """Whether `error` says that the CPU allocator ran out of memory."""
+    return isinstance(error, MemoryError) or "can't allocate memory" in str(error) or \
+        'DefaultCPUAllocator: not enough memory' in str(error)
 
 
 def run_main(main, argv=None):
@@ -123,6 +144,17 @@ def run_main(main, argv=None):
         code = 1
     except torch.cuda.OutOfMemoryError:
         print("error: out of GPU memory: lower --batch-size (or --image-size)", file=sys.stderr, flush=True)
+        code = 1
+    except (MemoryError, RuntimeError) as error:
+        if distributed.peer_lost(error):
+            message = (f"another training process of this run stopped ({_one_line(error)[:160]}); the saved epochs "
+                       f"are intact: restart with --resume auto (torchrun --max-restarts does it)")
+        elif out_of_host_memory(error):
+            message = ("out of memory (RAM): lower --batch-size (or --image-size, or --workers); what was saved "
+                       "before is intact")
+        else:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
         code = 1
     except KeyboardInterrupt as stop:
         print("error: interrupted", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""export.py's writing: the file is written to FILE.tmp, loaded back and its logits compared with the PyTorch
+"""export.py's writing: the file is written to a temporary file beside FILE, loaded back and its logits compared with the PyTorch
 model's (random images at batch 1 and 2, and --check-images), optionally quantized to int8 and its probabilities
 checked against PyTorch's (cpu_int8's guard), and only then renamed onto FILE: on any failure no file is left.
 """
@@ -14,6 +14,7 @@ from src_files.export.onnx_export import DEFAULT_OPSET, write_export
 from src_files.export.parity import TOLERANCE, check_parity, image_batches, random_batches
 from src_files.export.quantize import quantize_onnx
 from src_files.export.runtime import OnnxModel, load_onnx, load_pt2
+from src_files.files import temporary_name, write_error
 from src_files.settings import MULTI
 
 
@@ -67,23 +68,25 @@ def quantize_and_check(model, fp32_path, path, plan):
 
 
 def write_checked(model, plan, metadata):
-    """Write `model` (eval, fp32, CPU) as plan.output with `metadata`: to FILE.tmp, prove parity on it, quantize
+    """Write `model` (eval, fp32, CPU) as plan.output with `metadata`: to a temporary file, prove parity on it, quantize
     it where plan.precision is int8, then rename it to FILE; on any failure no file is left. -> the worst
     relative logit difference of the fp32 file."""
-    tmp = f"{plan.output}.tmp.{plan.format}"  # (torch.export.load wants a name ending in .pt2)
+    tmp = temporary_name(plan.output, f'.tmp.{plan.format}')  # (torch.export.load wants a name ending in .pt2)
     try:
         try:
             write_export(model, tmp, plan.format, plan.image_size, metadata, opset=plan.opset,
                          exporter=plan.exporter)
-        except (UserError, OSError):
+        except UserError:
             raise
+        except OSError as error:
+            raise write_error(plan.output, error) from None
         except Exception as error:  # noqa: BLE001 - exporters raise many types; say which step failed
             first = (str(error).strip().splitlines() or [''])[0][:300]
             what = f"the {plan.exporter} ONNX exporter" if plan.format == 'onnx' else "torch.export"
             raise UserError(f"{what} failed on {plan.model_name}: {type(error).__name__}: {first}") from None
         worst = prove_parity(model, tmp, plan)
         if plan.precision == 'int8':
-            quantized = f"{plan.output}.tmp.int8.onnx"
+            quantized = temporary_name(plan.output, '.tmp.int8.onnx')
             try:
                 quantize_and_check(model, tmp, quantized, plan)
                 os.replace(quantized, plan.output)
@@ -91,7 +94,10 @@ def write_checked(model, plan, metadata):
                 if os.path.exists(quantized):
                     os.remove(quantized)
         else:
-            os.replace(tmp, plan.output)
+            try:
+                os.replace(tmp, plan.output)
+            except OSError as error:
+                raise write_error(plan.output, error) from None
         return worst
     finally:
         if os.path.exists(tmp):

@@ -182,7 +182,7 @@ def build_int8(model, config, model_path, class_names, batch, task, path):
         write_export(model.float().eval(), fp32_path, 'onnx', config.image_size, meta)
         batches = [batch[i:i + 8] for i in range(0, len(batch), 8)]
         # (whole or not at all: a stopped build leaves no broken cache entry)
-        atomic_replace(lambda partial: quantize_onnx(fp32_path, partial, batches), path, suffix=f'.{os.getpid()}.tmp')
+        atomic_replace(lambda partial: quantize_onnx(fp32_path, partial, batches), path)
 
 
 def int8_model(model, settings, config, class_names, calibration, task=MULTI, thresholds=0.75):

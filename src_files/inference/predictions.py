@@ -6,7 +6,8 @@ paths one per line (relative to its folder).
 
 The thresholds file is JSON, read as data: an object {class name: threshold in [0, 1]}; classes it leaves out use
 --thr. The predictions file is written row by row as batches finish (a folder of 10^5 images is never held in
-memory), to FILE.tmp, renamed onto FILE at the end: an interrupted run leaves no half-written file under FILE.
+memory), to a temporary file renamed onto FILE at the end: an interrupted run, or a full disk, leaves no
+half-written file under FILE and no temporary file.
 """
 import csv
 import json
@@ -16,6 +17,7 @@ import os
 import numpy as np
 
 from src_files.errors import UserError
+from src_files.files import check_writable, temporary_name, write_error
 
 OUTPUT_FORMATS = ('.csv', '.json')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
@@ -143,47 +145,64 @@ def check_output_path(path):
 
 class PredictionWriter:
     """Context manager writing one record per image to `path` (CSV `image,labels,scores` with `;`-joined lists,
-    or a JSON list with one object per line); removes the .tmp file if the run stops."""
+    or a JSON list with one object per line); removes its temporary file if the run stops or a write fails."""
 
     def __init__(self, path):
         self.path, self.format = str(path), check_output_path(path)
-        self.tmp, self.count, self.file, self.csv = self.path + '.tmp', 0, None, None
+        self.tmp, self.count, self.file, self.csv = temporary_name(self.path), 0, None, None
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        check_writable(self.path, '--output')  # (before any image is labelled)
         try:
             self.file = open(self.tmp, 'w', encoding='utf-8', newline='')
+            if self.format == '.csv':
+                self.csv = csv.writer(self.file, lineterminator='\n')
+                self.csv.writerow(('image', 'labels', 'scores'))
+            else:
+                self.file.write('[')
         except OSError as error:
-            raise UserError(f"cannot write --output {self.path}: {error.strerror or error}") from None
-        if self.format == '.csv':
-            self.csv = csv.writer(self.file, lineterminator='\n')
-            self.csv.writerow(('image', 'labels', 'scores'))
-        else:
-            self.file.write('[')
+            self._discard()
+            raise write_error(self.path, error) from None
         return self
 
     def write(self, image, labels, scores):
         """One image: its predicted class names and their probabilities, best first."""
         scores = [round(float(s), 6) for s in scores]
-        if self.csv is not None:
-            self.csv.writerow((image, ';'.join(labels), ';'.join(repr(s) for s in scores)))
-        else:
-            record = json.dumps({'image': image, 'labels': list(labels), 'scores': scores}, ensure_ascii=False)
-            self.file.write(('\n' if self.count == 0 else ',\n') + record)
+        try:
+            if self.csv is not None:
+                self.csv.writerow((image, ';'.join(labels), ';'.join(repr(s) for s in scores)))
+            else:
+                record = json.dumps({'image': image, 'labels': list(labels), 'scores': scores}, ensure_ascii=False)
+                self.file.write(('\n' if self.count == 0 else ',\n') + record)
+        except OSError as error:  # (a full disk: the labels so far are lost anyway, the file would be partial)
+            self._discard()
+            raise write_error(self.path, error) from None
         self.count += 1
 
     def __exit__(self, kind, error, trace):
         if kind is None:
-            if self.csv is None:
-                self.file.write('\n]\n')
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.tmp, self.path)
+            try:
+                if self.csv is None:
+                    self.file.write('\n]\n')
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.close()
+                os.replace(self.tmp, self.path)
+            except OSError as failure:
+                self._discard()
+                raise write_error(self.path, failure) from None
             return False
-        self.file.close()
+        self._discard()
+        return False
+
+    def _discard(self):
+        """Close and remove the temporary file (on any failure or interruption)."""
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
         try:
             os.remove(self.tmp)
         except OSError:
             pass
-        return False

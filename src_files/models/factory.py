@@ -7,6 +7,7 @@ import torch
 import timm
 from torch import nn
 
+from ..checksum import verify_checksum
 from ..errors import UserError, refused_global, why_torch_load_failed
 from ..ml_decoder.ml_decoder import MLDecoder, add_ml_decoder_head, feature_format
 from ..safe_load import is_safetensors, load_safetensors, torch_load
@@ -116,6 +117,7 @@ def load_checkpoint(path, map_location='cpu', unsafe=False):
             raise UserError(f'{path} was not loaded: {reason}; only if you trust the file, pass --unsafe-load') \
                 from None
         raise UserError(f'{path} is not a readable PyTorch checkpoint ({reason})') from None
+    verify_checksum(obj, path)  # (files of this project record one; others load as they are)
     extras = {}
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict):
         state_dict, extras = obj['model'], {k: v for k, v in obj.items() if k != 'model'}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from src_files import distributed
 from src_files.errors import Interrupted, Terminated, UserError
-from src_files.files import atomic_save, prepare_output_dir
+from src_files.files import prepare_output_dir
 from src_files.helper_functions.augmentations import to_float
 from src_files.reporting.curves import plot_history, write_metrics_csv
 from src_files.training import checkpoint as ckpt
@@ -71,7 +71,9 @@ def resolve_amp(amp, device, warn=False):
 # One step, one epoch.
 
 def train_step(train_model, parts, images, targets, precision):
-    """One step of the published loop: forward (under autocast), loss, backward, optimiser, schedule, EMA."""
+    """One step of the published loop: forward (under autocast), loss, backward, optimiser, schedule, EMA. (Under
+    torchrun the norm layers' running statistics are made the main process's before the EMA reads them: see
+    distributed.share_buffers.)"""
     parts.optimizer.zero_grad(set_to_none=True)
     with torch.autocast(precision.device.type, dtype=precision.amp_dtype, enabled=precision.amp_dtype is not None):
         logits = train_model(images).float()
@@ -80,6 +82,7 @@ def train_step(train_model, parts, images, targets, precision):
     parts.scaler.step(parts.optimizer)
     parts.scaler.update()
     parts.scheduler.step()
+    distributed.share_buffers(parts.model)
     parts.ema.update(parts.model)
     return loss
 
@@ -196,6 +199,7 @@ class Progress:
     best: float = -1.0  # best score so far (mAP or top-1, of the model or EMA), and the epoch that reached it
     best_epoch: int = 0
     history: list = field(default_factory=list)  # one row of metrics per epoch
+    saved: int = 0  # the epoch latest.pth holds (this process's view: 0 on other ranks until resumed)
 
 
 def evaluate(task, parts, precision):
@@ -236,7 +240,8 @@ def end_epoch(settings, task, parts, progress, precision, stats, info):
     state = dict(parts.state_dict(), **vars(progress), steps_per_epoch=stats.steps, world_size=info.world_size,
                  rng=ckpt.rng_state(), args=dict(settings.record_dict(), **settings.model.to_dict()),
                  class_names=list(task.class_names), metric_name=m)
-    atomic_save(state, os.path.join(out_dir, ckpt.LATEST))
+    ckpt.save(state, os.path.join(out_dir, ckpt.LATEST))
+    progress.saved = progress.epoch
     write_metrics_csv(os.path.join(out_dir, 'metrics.csv'), progress.history)
     plot_history(os.path.join(out_dir, 'curves.png'), progress.history, task.title, metric=m,
                  extra=task.extra_curves)
@@ -267,56 +272,60 @@ def train(settings, info, model, task, resume_state=None):
         if note and info.is_main:
             LOG.info(note)
     out_dir = prepare_output_dir(run.output_dir)  # only now: bad data or weights leave no empty folder
-    raw = prepare_model(model, settings.speed, precision.device, precision.channels_last)
-    if task.setup_model:
-        task.setup_model(raw)
-    loader = train_loader(settings, info, task.train_set)
-    parts = build_optimisation(raw, optim, len(loader), amp=precision.amp, task=task.kind,
-                               fused=precision.device.type == 'cuda' and settings.speed.fused_optimizer,
-                               num_classes=len(task.class_names), unknown_as_negative=settings.data.unknown_as_negative)
-    progress = Progress()
-    if resume_state is not None:
-        progress = resume(resume_state, parts, len(loader), run.resume_path)
+    with ckpt.claim_output_dir(out_dir, info, fresh=resume_state is None,
+                               allow_unfinished_first_epoch=run.resume_auto):
+        raw = prepare_model(model, settings.speed, precision.device, precision.channels_last)
+        if task.setup_model:
+            task.setup_model(raw)
+        loader = train_loader(settings, info, task.train_set)
+        parts = build_optimisation(raw, optim, len(loader), amp=precision.amp, task=task.kind,
+                                   fused=precision.device.type == 'cuda' and settings.speed.fused_optimizer,
+                                   num_classes=len(task.class_names),
+                                   unknown_as_negative=settings.data.unknown_as_negative)
+        progress = Progress()
+        if resume_state is not None:
+            progress = resume(resume_state, parts, len(loader), run.resume_path)
+            if info.is_main:
+                LOG.info(f"resuming {run.resume_path}: {progress.epoch}/{optim.epochs} epochs done, best "
+                         f"{task.metric_name} {progress.best:.2f}")
+        train_model, cuda_graphs = wrap_for_training(raw, settings.speed, info)
+        clock = CompileClock(settings.speed, info)
         if info.is_main:
-            LOG.info(f"resuming {run.resume_path}: {progress.epoch}/{optim.epochs} epochs done, best "
-                     f"{task.metric_name} {progress.best:.2f}")
-    train_model, cuda_graphs = wrap_for_training(raw, settings.speed, info)
-    clock = CompileClock(settings.speed, info)
-    if info.is_main:
-        print_start(settings, info, raw, task, len(loader), precision, out_dir)
-    try:
-        epochs_run = 0
-        for epoch in range(progress.epoch, optim.epochs):
-            set_epoch(loader, optim.seed, epoch, info.rank)
-            clock.start_epoch()
-            try:
-                stats = train_one_epoch(train_model, parts, loader, precision, info, clock, cuda_graphs,
-                                        desc=f"epoch {epoch + 1}/{optim.epochs}")
-            except NonFiniteStep as bad:
-                raise NonFiniteLoss(non_finite_message(settings, epoch, bad, len(loader), progress)) from None
-            line = end_epoch(settings, task, parts, progress, precision, stats, info)
-            if line:
-                LOG.info(line)
-                note = data_bound_note(settings.data.workers, stats) if epochs_run == 0 else None
-                if note:
-                    LOG.info(note)
-            epochs_run += 1
-            distributed.barrier(info)
-            if run.stop_after and epochs_run >= run.stop_after and epoch + 1 < optim.epochs:
-                if info.is_main:
-                    LOG.info(f"stopped after {epochs_run} epoch(s) as asked (--stop-after); continue with: --resume "
-                             f"--output-dir {out_dir}")
-                return 0
-    except KeyboardInterrupt as stop:
-        raise Interrupted(interrupted_message(settings, progress),
-                          'SIGTERM' if isinstance(stop, Terminated) else 'SIGINT') from None
-    if info.is_main:
-        best_path = os.path.join(out_dir, ckpt.BEST)
-        # (a run resumed from a copied latest.pth has no best.pth until an epoch beats the saved best)
-        where = f"best weights in {best_path}" if os.path.isfile(best_path) else f"{best_path} was not written here"
-        LOG.info(f"done: best {task.metric_name} {progress.best:.2f} at epoch {progress.best_epoch}; {where}, "
-                 f"curves in {os.path.join(out_dir, 'curves.png')}")
-    return 0
+            print_start(settings, info, raw, task, len(loader), precision, out_dir)
+        try:
+            epochs_run = 0
+            for epoch in range(progress.epoch, optim.epochs):
+                set_epoch(loader, optim.seed, epoch, info.rank)
+                clock.start_epoch()
+                try:
+                    stats = train_one_epoch(train_model, parts, loader, precision, info, clock, cuda_graphs,
+                                            desc=f"epoch {epoch + 1}/{optim.epochs}")
+                except NonFiniteStep as bad:
+                    raise NonFiniteLoss(non_finite_message(settings, epoch, bad, len(loader), progress)) from None
+                line = end_epoch(settings, task, parts, progress, precision, stats, info)
+                if line:
+                    LOG.info(line)
+                    note = data_bound_note(settings.data.workers, stats) if epochs_run == 0 else None
+                    if note:
+                        LOG.info(note)
+                epochs_run += 1
+                distributed.barrier(info)
+                progress.saved = progress.epoch  # (every rank: the main one has written latest.pth)
+                if run.stop_after and epochs_run >= run.stop_after and epoch + 1 < optim.epochs:
+                    if info.is_main:
+                        LOG.info(f"stopped after {epochs_run} epoch(s) as asked (--stop-after); continue with: "
+                                 f"--resume --output-dir {out_dir}")
+                    return 0
+        except KeyboardInterrupt as stop:
+            raise Interrupted(interrupted_message(settings, progress),
+                              'SIGTERM' if isinstance(stop, Terminated) else 'SIGINT') from None
+        if info.is_main:
+            best_path = os.path.join(out_dir, ckpt.BEST)
+            # (a run resumed from a copied latest.pth has no best.pth until an epoch beats the saved best)
+            where = f"best weights in {best_path}" if os.path.isfile(best_path) else f"{best_path} was not written here"
+            LOG.info(f"done: best {task.metric_name} {progress.best:.2f} at epoch {progress.best_epoch}; {where}, "
+                     f"curves in {os.path.join(out_dir, 'curves.png')}")
+        return 0
 
 
 def resume(state, parts, steps_per_epoch, path):
@@ -331,7 +340,7 @@ def resume(state, parts, steps_per_epoch, path):
     epoch = int(state['epoch'])
     return Progress(epoch=epoch, global_step=int(state.get('global_step', epoch * steps_per_epoch)),
                     best=float(state.get('best', -1.0)), best_epoch=int(state.get('best_epoch', 0)),
-                    history=list(state.get('history', [])))
+                    history=list(state.get('history', [])), saved=epoch)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -355,10 +364,11 @@ def data_bound_note(workers, stats, bound=0.25):
 
 
 def interrupted_message(settings, progress):
+    """The line of a stopped run: the epoch latest.pth really holds (an interrupted save leaves the one before)."""
     out_dir = settings.run.output_dir
-    if progress.epoch == 0:
-        return "interrupted during epoch 1: no epoch was finished, nothing is saved"
-    return (f"interrupted during epoch {progress.epoch + 1}/{settings.optim.epochs}; epoch {progress.epoch} is saved "
+    if progress.saved == 0:
+        return "interrupted during epoch 1: no epoch was saved yet, nothing to resume"
+    return (f"interrupted during epoch {progress.saved + 1}/{settings.optim.epochs}; epoch {progress.saved} is saved "
             f"in {os.path.join(out_dir, ckpt.LATEST)}. Continue with: python {settings.run.script} --resume "
             f"--output-dir {out_dir}")
 
