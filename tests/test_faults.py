@@ -278,10 +278,13 @@ def _workers(marker):
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
 def test_torchrun_restarts_after_a_killed_rank_and_ends_as_the_uninterrupted_run(data, tmp_path):
-    code, _, err = finish(start(command(data, tmp_path / 'straight', 3, '--resume', 'auto', launcher=_torchrun()),
-                                tmp_path))
+    # (--ema-decay 0.5: the EMA follows the model closely, so an EMA that differed from process to process, as the
+    # norm layers' running statistics do, would show in the EMA's mAP after the restart)
+    code, _, err = finish(start(command(data, tmp_path / 'straight', 3, '--resume', 'auto', '--ema-decay', 0.5,
+                                        launcher=_torchrun()), tmp_path))
     assert code == 0, err[-2000:]
-    proc = start(command(data, tmp_path / 'killed', 3, '--resume', 'auto', launcher=_torchrun(restarts=1)), tmp_path)
+    proc = start(command(data, tmp_path / 'killed', 3, '--resume', 'auto', '--ema-decay', 0.5,
+                         launcher=_torchrun(restarts=1)), tmp_path)
     wait_for(tmp_path / 'killed' / 'latest.pth', proc)
     time.sleep(0.3)
     ranks = dict((rank, pid) for pid, rank in _workers(str(tmp_path / 'killed')))
@@ -356,3 +359,44 @@ def test_a_checkpoint_with_a_flipped_byte_in_a_tensor_is_refused(tmp_path):
         ckpt.load_latest(str(tmp_path / 'latest.pth'))
     torch.save({'model': {'w': marker}}, tmp_path / 'published.pth')  # (no checksum recorded: loads as it is)
     assert torch.equal(load_checkpoint(str(tmp_path / 'published.pth'))[0]['w'], marker)
+
+
+def _one_step_each(rank, store_file, share, results):
+    """One DDP step of a model with a norm layer on this rank's own batch, then the EMA update, as train_step does
+    (with or without distributed.share_buffers): -> results[rank] = the EMA's running mean."""
+    import torch.distributed as dist
+    from src_files import distributed
+    from src_files.helper_functions.ema import ModelEma
+    dist.init_process_group('gloo', init_method=f'file://{store_file}', rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    ema = ModelEma(model, decay=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = torch.randn(8, 4, generator=torch.Generator().manual_seed(rank)) * (rank + 1)
+    ddp(batch).pow(2).sum().backward()
+    optimizer.step()
+    if share:
+        distributed.share_buffers(model)
+    ema.update(model)
+    results[rank] = ema.module[1].running_mean.clone()
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('share', [False, True])
+def test_every_process_keeps_the_same_ema_under_torchrun(tmp_path, share):
+    """Each process's forward updates its norm layers' running statistics from its own batch; the EMA read between
+    the step and DistributedDataParallel's next hand-out would differ per process (so a restarted run, which gives
+    every process the main one's saved EMA, would not evaluate as the uninterrupted run did). share_buffers, which
+    train_step calls before the EMA update, makes them the main process's."""
+    import torch.multiprocessing as mp
+    context = mp.get_context('spawn')
+    results = context.Manager().dict()
+    procs = [context.Process(target=_one_step_each, args=(rank, str(tmp_path / 'store'), share, results))
+             for rank in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert torch.equal(results[0], results[1]) == share
