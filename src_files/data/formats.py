@@ -153,7 +153,8 @@ def describe(splits):
     """One line on what was read: format, classes, images, and the images without any label."""
     train, val = splits.train, splits.val
     kind = ' (single-label)' if getattr(splits, 'task', 'multi-label') == 'single-label' else ''
-    line = f"data: {splits.format}{kind}, {len(splits.class_names)} classes"
+    layout = getattr(splits.val, 'layout', '')
+    line = f"data: {splits.format}{f' ({layout})' if layout else ''}{kind}, {len(splits.class_names)} classes"
     if train is not None:
         line += f", {len(train)} training images"
     line += f", {len(val)} validation images"
