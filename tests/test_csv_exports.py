@@ -8,6 +8,7 @@ import csv
 import os
 
 import numpy as np
+import torch
 import pytest
 
 import train
@@ -125,3 +126,52 @@ def test_train_and_validate_each_export(export, tags, tmp_path, capfd):
     printed = float(next(line for line in out.splitlines() if line.startswith('mAP ')).split()[1])
     low, high, unknown = independent_map(scores, data, 'csv')
     assert low - 0.05 <= printed <= high + 0.05 and (unknown > 0) == (export is one_hot)
+
+
+def _phone_photo(folder):
+    """A JPEG stored sideways with EXIF orientation 6 (turn 90 degrees clockwise to view), as phones write them, and
+    the same picture turned upright and saved without the tag (both lossless in what is compared: PNG)."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    upright = Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8))  # 64 wide, 48 high
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the sensor wrote: 48 wide, 64 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(folder / 'phone.jpg', quality=100, exif=exif.tobytes())
+    from PIL import ImageOps
+    with Image.open(folder / 'phone.jpg') as image:  # (the reference: the JPEG's own pixels, turned)
+        ImageOps.exif_transpose(image).save(folder / 'turned.png')
+    return folder / 'phone.jpg', folder / 'turned.png'
+
+
+def test_a_phone_photo_reaches_the_model_upright_for_csv_data_and_infer_but_not_for_coco(tmp_path, capfd):
+    from src_files.data.files import load_rgb
+    from src_files.data.image_list import ImageList
+    from src_files.helper_functions.augmentations import val_transform
+    phone, turned = _phone_photo(tmp_path)
+    transform = val_transform(32)
+    expected = transform(load_rgb(str(turned)))
+    (tmp_path / 'l.csv').write_text('image,labels\nphone.jpg,cat\nturned.png,cat\n')
+    csv_data = MultiLabelCsv(str(tmp_path / 'l.csv'), transform=transform)
+    assert torch.equal(csv_data[0][0], expected) and torch.equal(csv_data[1][0], expected)
+    coco_like = ImageList([str(phone)], [[0]], ['cat'], transform)  # (COCO, NUS-WIDE: the published reading)
+    assert not torch.equal(coco_like[0][0], expected)
+    assert torch.equal(coco_like[0][0], transform(load_rgb(str(phone))))
+    from src_files.inference.labelling import image_batches
+    batches = list(image_batches([str(phone), str(turned)], transform, False, 2, 0))
+    tensors = [item[1] for item in batches[0]]  # (infer.py's items: index, tensor, original)
+    assert torch.equal(tensors[0], expected) and torch.equal(tensors[1], expected)
+
+
+def test_classes_without_a_positive_are_named_with_what_they_do_to_the_map(tmp_path):
+    from PIL import Image
+    from src_files.data.formats import describe, load_datasets
+    for name in ('a.jpg', 'b.jpg', 'c.jpg'):
+        Image.new('RGB', (8, 8)).save(tmp_path / name)
+    (tmp_path / 'train.csv').write_text('image,labels\na.jpg,cat;dog\nb.jpg,bird\n')
+    (tmp_path / 'val.csv').write_text('image,labels\nc.jpg,cat\n')
+    lines = describe(load_datasets(str(tmp_path), 'csv')).splitlines()
+    assert lines[0].startswith('data: csv (tags separated by')
+    assert lines[1] == ("note: 2 of 3 classes have no positive among the validation images (bird, dog): each counts "
+                        "AP 0 in the mAP, which therefore cannot exceed 33.3")
+    assert len(lines) == 2  # (every class has a training positive)

@@ -143,6 +143,8 @@ class MultiLabelCsv(ImageList):
     written in the CSV (relative to `root`).
     """
 
+    upright = True  # (the user's own photos: EXIF orientation applied)
+
     def __init__(self, csv_file, root=None, class_names=None, transform=None, classes_from=None):
         rows, self.layout, header_classes = read_label_table(csv_file)
         root = os.path.dirname(os.path.abspath(csv_file)) if root is None else root

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from src_files.errors import UserError
 
@@ -48,12 +48,16 @@ def _to_8bit(image):
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))  # mode L
 
 
-def load_rgb(path):
-    """Open an image as RGB, turning any decoding failure into a UserError naming the file."""
+def load_rgb(path, upright=False):
+    """Open an image as RGB, turning any decoding failure into a UserError naming the file. `upright`: turn it as
+    its EXIF orientation tag says (a phone photo taken sideways), as the user's own data layouts and infer.py do;
+    COCO, NUS-WIDE and OpenImages keep the published reading, which ignores the tag."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # large, but under the limit: fine
             with Image.open(path) as image:
+                if upright:
+                    image = ImageOps.exif_transpose(image)  # (decodes it; a copy without the tag)
                 if image.mode.startswith('I') or image.mode == 'F':
                     image.load()
                     return _to_8bit(image).convert('RGB')

@@ -3,11 +3,14 @@ single-label ImageFolder trees and CIFAR-100.
 
 `load_datasets(data_dir, data_format)` returns the training and validation datasets, the class list and the task
 the layout sets ('multi-label' or 'single-label'); `detect_format` tells the layout from the folder's files;
-`describe(splits)` is the one line the scripts print about what was read.
+`describe(splits)` is what the scripts print about what was read: a line, and a note naming the classes without a
+positive in a split.
 """
 import os
 from dataclasses import dataclass
 from typing import Optional
+
+import numpy as np
 
 from src_files.data import coco, openimages, single_label, voc
 from src_files.data.csv_list import MultiLabelCsv, csv_class_names
@@ -149,11 +152,48 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
     return DataSplits(train, val, data_format, list(class_names), list(display_names))
 
 
+def positive_counts(dataset, num_classes):
+    """The number of images that have each class as a positive (multi-label) or as their class (single-label)."""
+    if dataset is None:
+        return None
+    if hasattr(dataset, 'label_ids'):
+        return np.bincount(dataset.label_ids.indices, minlength=num_classes)
+    return np.bincount(np.asarray(dataset.labels, dtype=np.int64), minlength=num_classes)
+
+
+def empty_classes(splits, most=5):
+    """Lines naming the classes with no positive among the training or the validation images, and what that means
+    (none when every class has some)."""
+    names, n = list(splits.display_names), len(splits.class_names)
+    lines = []
+    for split, dataset in (('training', splits.train), ('validation', splits.val)):
+        counts = positive_counts(dataset, n)
+        if counts is None or (counts > 0).all():
+            continue
+        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        shown = ', '.join(empty[:most]) + (f" and {len(empty) - most} more" if len(empty) > most else '')
+        if split == 'training':
+            meaning = "the model cannot learn them"
+        elif splits.task == 'single-label':
+            meaning = "they are never the answer, so they do not change top-1"
+        else:
+            meaning = (f"each counts AP 0 in the mAP, which therefore cannot exceed "
+                       f"{100 * (n - len(empty)) / n:.1f}")
+        lines.append(f"note: {len(empty)} of {n} classes have no positive among the {split} images ({shown}): "
+                     f"{meaning}")
+    return lines
+
+
 def describe(splits):
-    """One line on what was read: format, classes, images, and the images without any label."""
+    """What was read: a line on the format, classes, images and the images without any label, then a note per
+    split that leaves classes without a positive."""
+    return '\n'.join([_data_line(splits)] + empty_classes(splits))
+
+
+def _data_line(splits):
     train, val = splits.train, splits.val
     kind = ' (single-label)' if getattr(splits, 'task', 'multi-label') == 'single-label' else ''
-    layout = getattr(splits.val, 'layout', '')
+    layout = getattr(splits.train if splits.train is not None else splits.val, 'layout', '')
     line = f"data: {splits.format}{f' ({layout})' if layout else ''}{kind}, {len(splits.class_names)} classes"
     if train is not None:
         line += f", {len(train)} training images"

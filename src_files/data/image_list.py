@@ -73,6 +73,8 @@ class ImageList(Dataset):
     (10^5 images x 925) and OpenImages (10^6 x 9605).
     """
 
+    upright = False  # turn images by their EXIF orientation (the user's own layouts: CSV, VOC exports)
+
     def __init__(self, paths, label_ids, class_names, transform=None, unknown_ids=None, negative_ids=None,
                  image_ids=None):
         self.paths = paths if isinstance(paths, Sequence) and not isinstance(paths, (list, tuple)) else list(paths)
@@ -108,7 +110,7 @@ class ImageList(Dataset):
         return torch.from_numpy(target)
 
     def __getitem__(self, index):
-        image = load_rgb(self.paths[index])
+        image = load_rgb(self.paths[index], upright=self.upright)
         if self.transform is not None:
             image = self.transform(image)
         return image, self.target(index)

@@ -52,7 +52,7 @@ class SingleLabelImages(Dataset):
 
     def __getitem__(self, index):
         if self.paths is not None:
-            image = load_rgb(self.paths[index])
+            image = load_rgb(self.paths[index], upright=True)  # (the user's photos: EXIF orientation)
         else:
             image = Image.fromarray(self.arrays[index])
         if self.transform is not None:

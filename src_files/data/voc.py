@@ -108,8 +108,10 @@ def voc_dataset(data_dir, split_file, ids, annotations, class_names, transform=N
         label_ids.append(sorted(positive))
         unknown_ids.append(sorted({index[name] for name, difficult in objects if difficult} - positive))
     paths = _image_paths(data_dir, split_file, ids, annotations)
-    return ImageList(paths, label_ids, class_names, transform, unknown_ids=unknown_ids,
-                     image_ids=relative_ids(paths, data_dir))
+    dataset = ImageList(paths, label_ids, class_names, transform, unknown_ids=unknown_ids,
+                        image_ids=relative_ids(paths, data_dir))
+    dataset.upright = True  # (VOC exports of the user's own photos: EXIF orientation applied)
+    return dataset
 
 
 def voc_datasets(data_dir, train_transform=None, val_transform=None, train_split=None, val_split=None,

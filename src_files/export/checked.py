@@ -1,6 +1,7 @@
-"""export.py's writing: the file is written to a temporary file beside FILE, loaded back and its logits compared with the PyTorch
-model's (random images at batch 1 and 2, and --check-images), optionally quantized to int8 and its probabilities
-checked against PyTorch's (cpu_int8's guard), and only then renamed onto FILE: on any failure no file is left.
+"""export.py's writing: the file is written to a temporary file beside FILE, loaded back and its logits compared with
+the PyTorch model's (random images at batch 1 and 2, and --check-images), optionally quantized to int8 and its
+probabilities checked against PyTorch's (cpu_int8's guard), and only then renamed onto FILE: on any failure no file
+is left.
 """
 import os
 from dataclasses import dataclass

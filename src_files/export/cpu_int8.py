@@ -112,7 +112,7 @@ def calibration_images(n, load, name):
 def image_file_loader(paths, image_size):
     """load(i) for calibration_images of image files: paths[i] transformed as validate.py does."""
     transform = val_transform(image_size)
-    return lambda i: transform(load_rgb(paths[i]))
+    return lambda i: transform(load_rgb(paths[i], upright=True))
 
 
 def load_calibration(calibration_data, image_size, fallback):

@@ -44,7 +44,7 @@ def image_batches(folder, image_size, limit=MAX_CHECK_IMAGES):
     out = []
     for start in range(0, len(paths), CHECK_BATCH):
         chunk = paths[start:start + CHECK_BATCH]
-        images = torch.stack([transform(load_rgb(p)) for p in chunk])
+        images = torch.stack([transform(load_rgb(p, upright=True)) for p in chunk])
         out.append((f'images {start + 1}-{start + len(chunk)} of {folder}', images))
     return out
 

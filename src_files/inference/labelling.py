@@ -129,7 +129,7 @@ class LabelledImages(Dataset):
 
     def __getitem__(self, i):
         try:
-            image = load_rgb(self.paths[i])
+            image = load_rgb(self.paths[i], upright=True)
         except UserError as error:
             return i, None, None, str(error)
         return i, self.transform(image), image if self.keep_original else None, None
