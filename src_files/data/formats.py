@@ -154,17 +154,17 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
 
 def positive_counts(dataset, num_classes):
     """The number of images that have each class as a positive (multi-label) or as their class (single-label)."""
-    if dataset is None:
-        return None
     if hasattr(dataset, 'label_ids'):
         return np.bincount(dataset.label_ids.indices, minlength=num_classes)
-    return np.bincount(np.asarray(dataset.labels, dtype=np.int64), minlength=num_classes)
+    if hasattr(dataset, 'labels'):
+        return np.bincount(np.asarray(dataset.labels, dtype=np.int64), minlength=num_classes)
+    return None  # (no dataset, or one that holds no labels)
 
 
 def empty_classes(splits, most=5):
     """Lines naming the classes with no positive among the training or the validation images, and what that means
     (none when every class has some)."""
-    names, n = list(splits.display_names), len(splits.class_names)
+    names, n = list(getattr(splits, 'display_names', splits.class_names)), len(splits.class_names)
     lines = []
     for split, dataset in (('training', splits.train), ('validation', splits.val)):
         counts = positive_counts(dataset, n)
