@@ -49,6 +49,8 @@ class DataSettings:
     batch_size: int = 56  # images per step and process
     workers: int = 1  # data-loading processes per training process
     uint8_batches: bool = False  # the loader hands over uint8 images, scaled to [0, 1] on the device (CUDA)
+    check_images: str = 'auto'  # decode every image before training: 'on', 'off', 'auto' (small data only)
+    skip_bad_images: bool = False  # leave unreadable images out (else the run stops naming them)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from src_files.data import demo_coco_root
 from src_files.data.csv_list import MultiLabelCsv
 from src_files.data.layouts import export_layout
 from src_files.errors import UserError
-from tests.script_calls import call_main
+from tests.script_calls import assert_user_error, call_main
 from tests.test_formats_e2e import independent_map
 from tests.test_scripts import SMALL
 
@@ -175,3 +175,23 @@ def test_classes_without_a_positive_are_named_with_what_they_do_to_the_map(tmp_p
     assert lines[1] == ("note: 2 of 3 classes have no positive among the validation images (bird, dog): each counts "
                         "AP 0 in the mAP, which therefore cannot exceed 33.3")
     assert len(lines) == 2  # (every class has a training positive)
+
+
+def test_a_truncated_jpeg_is_named_before_the_first_step_or_left_out(tags, tmp_path, capfd, monkeypatch):
+    from small_models import shallow_tresnet_m
+    shallow_tresnet_m(monkeypatch)
+    data = space_tags(tags, tmp_path / 'data')
+    (data / 'images').unlink()  # (a copy of the images, one of them cut short)
+    import shutil
+    shutil.copytree(tags / 'images', data / 'images')
+    victim = sorted((data / 'images' / 'train').iterdir())[3]
+    victim.write_bytes(victim.read_bytes()[:200])
+    base = ['--data', data, '--epochs', 1, '--output-dir', tmp_path / 'run'] + SMALL
+    code, out, err = call_main(train, base, capfd)
+    line = assert_user_error(code, err)
+    assert line.startswith('error: 1 of 56 images cannot be read: cannot read image') and victim.name in line
+    assert '--skip-bad-images' in line and 'epoch 1' not in out and not (tmp_path / 'run' / 'latest.pth').exists()
+    code, out, err = call_main(train, base + ['--skip-bad-images'], capfd)
+    assert code == 0, err
+    assert 'checked 56 images: 1 cannot be read and were left out (--skip-bad-images)' in out
+    assert 'training tresnet_m' in out and 'on 39 images' in out

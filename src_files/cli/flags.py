@@ -157,6 +157,11 @@ def add_data_flags(g, training):
                        help="train on unknown labels (VOC difficult objects, labels OpenImages did not verify) as "
                             "negatives, as the published OpenImages recipe did; default: they add nothing to the "
                             "loss")
+        g.add_argument('--check-images', choices=('auto', 'on', 'off'), default='auto',
+                       help="decode every image once before the first step, so that a corrupt file stops the run "
+                            "there, named, not hours in; auto = on for data of up to 5,000 images")
+        g.add_argument('--skip-bad-images', action='store_true', default=False,
+                       help="with the check: leave unreadable images out (counted) instead of stopping")
 
 
 def add_workers_flag(g, help="data-loading processes (0 = load in the main process)"):

@@ -124,7 +124,8 @@ def build_train_settings(values, task, script):
     data = DataSettings(root=v['data'], format=v.get('data_format', 'nus_wide'), task=task,
                         train_split=v.get('train_split'), val_split=v.get('val_split'),
                         unknown_as_negative=v.get('unknown_as_negative', False), batch_size=v['batch_size'],
-                        workers=v['workers'], uint8_batches=v['uint8_batches'])
+                        workers=v['workers'], uint8_batches=v['uint8_batches'],
+                        check_images=v.get('check_images', 'auto'), skip_bad_images=v.get('skip_bad_images', False))
     run = RunSettings(output_dir=v['output_dir'], device=v['device'], model_path=v['model_path'],
                       unsafe_load=v['unsafe_load'], resume_path=v.get('resume_path'), stop_after=v['stop_after'],
                       memory_check=not v['no_memory_check'], resume_auto=v.get('resume') == 'auto', demo=v['demo'],

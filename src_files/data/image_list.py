@@ -97,6 +97,17 @@ class ImageList(Dataset):
     def __len__(self):
         return len(self.paths)
 
+    def without(self, drop):
+        """A copy without the images whose indices are in `drop` (unreadable files left out)."""
+        keep = [i for i in range(len(self)) if i not in drop]
+
+        def pick(lists):
+            return None if lists is None else [lists[i] for i in keep]
+        subset = ImageList([self.paths[i] for i in keep], pick(self.label_ids), self.class_names, self.transform,
+                           pick(self.unknown_ids), pick(self.negative_ids), [self.image_ids[i] for i in keep])
+        subset.upright = self.upright
+        return subset
+
     def target(self, index):
         """Float32 vector [C] of image `index`: 1 positive, 0 negative, UNKNOWN (-1) unknown."""
         if self.negative_ids is None:

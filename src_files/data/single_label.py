@@ -46,6 +46,12 @@ class SingleLabelImages(Dataset):
     def __len__(self):
         return len(self.labels)
 
+    def without(self, drop):
+        """A copy without the images whose indices are in `drop` (unreadable files left out)."""
+        keep = [i for i in range(len(self)) if i not in drop]
+        return SingleLabelImages(self.labels[keep], self.class_names, [self.image_ids[i] for i in keep],
+                                 self.transform, paths=[self.paths[i] for i in keep])
+
     def target(self, index):
         """The class index of image `index`."""
         return int(self.labels[index])

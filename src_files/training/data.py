@@ -20,6 +20,7 @@ from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 from torchvision import transforms
 
+from src_files.data import check
 from src_files.data.formats import describe, load_datasets
 from src_files.errors import UserError
 from src_files.evaluation.predict import eval_loader, predict, topk_accuracy
@@ -54,6 +55,9 @@ def load_data(settings, info):
     splits = load_datasets(data.root, data.format, train_transform(settings, uint8), val_transform(model.image_size,
                                                                                                    uint8),
                            train_split=data.train_split, val_split=data.val_split)
+    checked = ''
+    if check.wanted(data.check_images, splits):
+        splits, checked = check.check_images(splits, data.workers, data.skip_bad_images)
     train_set, val_set = splits.train, splits.val
     if train_set.class_names != val_set.class_names:
         raise UserError(f"the training and validation splits of {data.root} list different classes")
@@ -81,7 +85,8 @@ def load_data(settings, info):
     task = TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
                      title=f"{model.model_name} {model.image_size}px, {num_classes} classes", meta=meta,
                      kind=splits.task, metric_name='top1' if single else 'mAP',
-                     extra_curves=('top5',) if single else (), describe=describe(splits))
+                     extra_curves=('top5',) if single else (),
+                     describe=describe(splits) + (f"\n{checked}" if checked else ''))
     return task, num_classes
 
 
