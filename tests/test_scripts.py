@@ -615,7 +615,10 @@ def test_infer_demo_workers_and_thresholds(trained, coco, work, capfd, monkeypat
     assert results[0] == results[1]
 
 
-@pytest.mark.parametrize('signals, code', [(['SIGINT', 'SIGINT', 'SIGINT'], 130), (['SIGTERM', 'SIGINT'], 143)])
+# (SIGTERM then SIGINT 0.05 s apart may both be pending when Python next runs its handlers, which take them in
+# signal-number order: either may be the one that stops the run; SIGTERM alone exits 143, tests/test_faults.py)
+@pytest.mark.parametrize('signals, code', [(['SIGINT', 'SIGINT', 'SIGINT'], {130}),
+                                           (['SIGTERM', 'SIGINT'], {130, 143})])
 def test_repeated_interrupts_stop_with_one_line(coco, work, signals, code):
     """Ctrl-C pressed again and again (or SIGTERM, then Ctrl-C), with loader processes running: one error line
     naming the saved epoch and how to continue, no traceback, and the saved checkpoint intact."""
@@ -634,7 +637,7 @@ def test_repeated_interrupts_stop_with_one_line(coco, work, signals, code):
         proc.send_signal(getattr(signal, name))
         time.sleep(0.05)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == code, stderr
+    assert proc.returncode in code, stderr
     errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
     assert len(errors) == 1 and 'is saved in' in errors[0] and '--resume' in errors[0], stderr
     assert 'Traceback' not in stderr + stdout and 'Exception ignored' not in stderr, stderr
