@@ -400,3 +400,18 @@ def test_every_process_keeps_the_same_ema_under_torchrun(tmp_path, share):
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     assert torch.equal(results[0], results[1]) == share
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_an_export(data, tmp_path, capfd, monkeypatch):
+    import export
+    shallow_tresnet_m(monkeypatch)
+    code, _, err = _train(data, tmp_path / 'run', 1, capfd)
+    assert code == 0, err
+    (tmp_path / 'o').mkdir()
+    monkeypatch.setattr(builtins, 'open', FullDisk(fail_at=1))
+    code, _, err = call_main(export, ['--model-path', tmp_path / 'run' / 'best.pth', '--output',
+                                      tmp_path / 'o' / 'model.onnx'], capfd)
+    monkeypatch.setattr(builtins, 'open', REAL_OPEN)
+    assert_user_error(code, err, 'cannot write', 'model.onnx', 'no space left on the device')
+    assert not leftovers(tmp_path / 'o') and not (tmp_path / 'o' / 'model.onnx').exists()
