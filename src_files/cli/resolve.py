@@ -17,9 +17,11 @@ from src_files.cli.flags import A2, A2_LR, A2_LR_BATCH, A2_ONLY, DEMO, DEMO_OUTP
 from src_files import data as datasets
 from src_files.data.formats import SINGLE_LABEL_FORMATS, detect_format
 from src_files.errors import UserError
+from src_files.inference.load import note_overrides
 from src_files.models import load_checkpoint
 from src_files.models.config import MODEL_FIELDS, TRESNET_NAMES, ModelConfig
-from src_files.models.zoo import recorded_settings, weights_model_name, zoo_image_size
+from src_files.models.factory import guess_tresnet
+from src_files.models.zoo import recorded_settings, zoo_image_size
 from src_files.settings import (MULTI, SINGLE, DataSettings, InferenceSettings, OptimSettings, RunSettings,
                                 SpeedSettings, TrainSettings, fill_defaults)
 from src_files.training import checkpoint as ckpt
@@ -92,15 +94,12 @@ def fine_tune_settings(values, explicit, script):
     path = values['model_path']
     state_dict, extras = load_checkpoint(path, unsafe=values['unsafe_load'])
     recorded = {k: v for k, v in recorded_settings(extras).items() if k in FINE_TUNE_KEYS}
-    name = weights_model_name(state_dict)
+    name = guess_tresnet(state_dict)
     if not recorded and name:  # a model-zoo file, a pretrained backbone or a bare state dict
         recorded['model_name'] = name
         if script == 'train.py':
             recorded['image_size'] = zoo_image_size(name)[0]
-    differ = {k: v for k, v in recorded.items() if k in explicit and values[k] != v}
-    if differ:
-        LOG.info(f"note: {path} records " + ', '.join(f"{flag_name(k)} {v}" for k, v in differ.items()) +
-                 "; using " + ', '.join(f"{flag_name(k)} {values[k]}" for k in differ) + " as given")
+    note_overrides(path, values, explicit, recorded)
     fill_defaults(values, explicit, recorded, note=f"settings from {path}")
 
 

@@ -26,8 +26,8 @@ from src_files.ml_decoder.ml_decoder import set_head_impl
 from src_files.models import create_model, fold_norm_layers, load_checkpoint, load_model_weights
 from src_files.models.compile import compile_model
 from src_files.models.config import MODEL_FIELDS, ModelConfig
-from src_files.models.factory import head_shape
-from src_files.models.zoo import recorded_settings, weights_model_name, zoo_image_size
+from src_files.models.factory import guess_tresnet, head_shape
+from src_files.models.zoo import recorded_settings, zoo_image_size
 from src_files.settings import MULTI, SINGLE, InferenceSettings, SpeedSettings, fill_defaults
 
 LOG = logging.getLogger(__name__)
@@ -149,8 +149,9 @@ def load_model(settings: InferenceSettings, device, data_task=None):
         LOG.info(f"note: {path} is a training checkpoint: scoring its model weights (best.pth holds the better of "
                  f"the model and its EMA)")
     shape = head_shape(state_dict)
-    if weights_model_name(state_dict):
-        shape['model_name'] = weights_model_name(state_dict)
+    backbone = guess_tresnet(state_dict)
+    if backbone:
+        shape['model_name'] = backbone
     config, class_names = resolve_config(settings, meta, shape, _class_names(extras))
 
     model = create_model(config, load_head=True, model_path='')
@@ -194,7 +195,7 @@ def resolve_config(settings, meta, shape, class_names):
     from_meta = {k: meta[k] for k in META_KEYS if k in meta}
     fill_defaults(values, given, from_meta, note=f"settings from {path}")
     shape = {k: v for k, v in shape.items() if k in MODEL_FIELDS}
-    _note_overrides(path, values, given, dict(from_meta, **shape))
+    note_overrides(path, values, given, dict(from_meta, **shape))
     filled = fill_defaults(values, given, shape)
     if 'model_name' in filled:
         LOG.info(f"model from the weights of {path}: {values['model_name']}")
@@ -232,7 +233,7 @@ def _class_names(extras):
         return None
 
 
-def _note_overrides(path, values, given, recorded):
+def note_overrides(path, values, given, recorded):
     """A flag given explicitly wins over what the checkpoint records; say so when they differ."""
     differ = {k: v for k, v in recorded.items() if k in given and values[k] != v}
     if differ:

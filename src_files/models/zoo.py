@@ -4,8 +4,6 @@ A best.pth of train.py records its settings ('meta': model name, image size, hea
 records its flags ('args'). A published model-zoo file records nothing but its weights and class names: its
 backbone is read from the weights' shapes (factory.guess_tresnet) and its image size from the zoo's table below.
 """
-from src_files.models.factory import guess_tresnet
-
 # (backbone, classes) -> the image size the published zoo's file was trained and scored at (MODEL_ZOO.md)
 ZOO_IMAGE_SIZES = {
     ('tresnet_m', 80): 224,  # MS-COCO
@@ -25,11 +23,6 @@ def recorded_settings(extras):
     if isinstance(extras.get('args'), dict) and 'optimizer' in extras:
         return extras['args']
     return {}
-
-
-def weights_model_name(state_dict):
-    """The TResNet whose blocks the weights have ('tresnet_m', 'tresnet_l', 'tresnet_xl'), or None."""
-    return guess_tresnet(state_dict)
 
 
 def zoo_image_size(model_name, num_classes=None):
