@@ -21,7 +21,8 @@ import time
 
 from src_files import data as datasets, distributed
 from src_files.cli import flags, resolve, run
-from src_files.data import load_nus_wide_zsl
+from src_files.data import check, load_nus_wide_zsl
+from src_files.data.csv_list import label_separator
 from src_files.data.formats import describe, load_datasets
 from src_files.errors import UserError
 from src_files.evaluation.predict import match_classes, multilabel_metrics, predict, topk_accuracy, unknown_note
@@ -78,9 +79,13 @@ def score_data(values, data, settings, model, loaded, info, transform, int8):
     to the metrics, leaving out a first run's int8 conversion (printed on its own), as the model's loading."""
     start = time.time()
     splits = load_datasets(data, values['data_format'], None, transform, train_split=values['train_split'],
-                           val_split=values['val_split'], need_train=False)
+                           val_split=values['val_split'], need_train=False, val_csv=values['val_csv'],
+                           label_sep=label_separator(values['label_sep']) if values['label_sep'] else None)
+    checked = ''
+    if check.wanted(values['check_images'], splits):
+        splits, checked = check.check_images(splits, values['workers'], values['skip_bad_images'])
     if info.is_main:
-        print(describe(splits))
+        print(describe(splits) + (f"\n{checked}" if checked else ''))
     single = splits.task == SINGLE
     columns = match_classes(loaded.class_names, splits, settings.model_path, loaded.config.num_classes)
     task = resolve_task(settings.task, loaded.meta, splits.task)

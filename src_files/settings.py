@@ -43,8 +43,10 @@ class DataSettings:
     root: str
     format: str = 'auto'  # coco, voc, csv, openimages, cifar100, imagefolder, nus_wide (zero-shot) or auto
     task: str = MULTI  # MULTI or SINGLE, from the layout
-    train_split: Optional[str] = None  # VOC only: ImageSets/Main split names
-    val_split: Optional[str] = None
+    train_split: Optional[str] = None  # split names (VOC ImageSets/Main, a CSV split column, a YOLO data.yaml key)
+    val_split: Optional[str] = None  # or a share held out by hash where the data names no split
+    val_csv: Optional[str] = None  # csv: the validation images' label CSV
+    label_sep: Optional[str] = None  # csv tag lists: the labels' separator (None: detected)
     unknown_as_negative: bool = False  # train on unknown labels as negatives (else they add nothing to the loss)
     batch_size: int = 56  # images per step and process
     workers: int = 1  # data-loading processes per training process

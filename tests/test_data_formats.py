@@ -175,7 +175,7 @@ def test_openimages_errors(tmp_path):
     root = write_openimages(str(tmp_path / 'b'), OI_TRAIN + [('x', '/m/cat', 0.5)], OI_VAL)
     with pytest.raises(UserError, match=r'train-annotations-human-imagelabels\.csv line 9: .*Confidence of 0 or 1'):
         load_datasets(root)
-    with pytest.raises(UserError, match='--val-split val2: the flag is for VOC only'):
+    with pytest.raises(UserError, match='--val-split val2: the flag is for VOC, CSV and YOLO data'):
         load_datasets(str(tmp_path / 'a'), val_split='val2')
 
 
@@ -198,7 +198,7 @@ def test_csv_val_mapped_onto_train_classes_and_a_class_not_in_train(tmp_path):
     assert targets(splits.val) == [[0, 0, 1], [0, 0, 0]]
     assert splits.train.image_ids == ['a.jpg', 'b.jpg', 'sub/c.jpg']
     assert load_datasets(root, need_train=False).class_names == splits.class_names
-    with pytest.raises(UserError, match='--train-split x: the flag is for VOC only'):
+    with pytest.raises(UserError, match='--train-split x: train.csv and val.csv are the splits'):
         load_datasets(root, train_split='x')
     write_lines(os.path.join(root, 'val.csv'), ['image,labels', 'd.jpg,dog', 'b.jpg,dog;horse'])
     with pytest.raises(UserError, match=r"val\.csv line 3: label 'horse' is not one of the classes of the training "
@@ -243,7 +243,7 @@ def test_coco_2017_layout_and_2014_wins_when_both(tmp_path):
         load_datasets(root, need_train=False)
     write_coco(root, '2014', ['person', 'car'])
     assert load_datasets(root).class_names == ['person', 'car'] == coco_datasets(root, None, None)[0].class_names
-    with pytest.raises(UserError, match='--val-split test: the flag is for VOC only'):
+    with pytest.raises(UserError, match='--val-split test: the flag is for VOC, CSV and YOLO data'):
         load_datasets(root, val_split='test')
 
 
@@ -257,14 +257,15 @@ def test_detect_format_errors(tmp_path):
         detect_format(str(tmp_path))
     message = str(error.value)
     assert '\n' not in message and 'coco: annotations/instances_{train,val}2014.json' in message
-    for looked_for in ('voc: Annotations/, JPEGImages/ and ImageSets/Main/', 'csv: train.csv and val.csv',
+    for looked_for in ('voc: Annotations/ and JPEGImages/ (and ImageSets/Main/)', 'csv: train.csv and val.csv',
+                       'yolo: data.yaml, or classes.txt with images/ and labels/',
                        'openimages: class-descriptions.csv and *-human-imagelabels.csv'):
         assert looked_for in message
     write_voc(str(tmp_path / 'VOCdevkit' / 'VOC2007'), VOC)
     with pytest.raises(UserError, match=r'VOC2007 holds the voc layout: pass that folder\?'):
         detect_format(str(tmp_path / 'VOCdevkit'))
-    with pytest.raises(UserError, match="unknown data format 'yolo'"):
-        load_datasets(str(tmp_path), 'yolo')
+    with pytest.raises(UserError, match="unknown data format 'darknet'"):
+        load_datasets(str(tmp_path), 'darknet')
 
 
 @pytest.mark.parametrize('present, layout', [(['annotations/'], 'coco'), (['train2014/', 'val2014/'], 'coco'),

@@ -38,7 +38,12 @@ def independent_map(scores_file, data_dir, data_format):
     target_of = {image_id: val.target(i).numpy() for i, image_id in enumerate(val.image_ids)}
     assert len(rows) - 1 == len(val)
     scores = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
-    targets = np.stack([target_of[row[0]] for row in rows[1:]])
+    return map_bounds(scores, np.stack([target_of[row[0]] for row in rows[1:]]))
+
+
+def map_bounds(scores, targets):
+    """(lowest, highest, unknown entries) of scikit-learn's mAP in percent of `scores` [N, C] against `targets`
+    (1 / 0 / -1 unknown, left out), over the orders of tied scores (independent_map)."""
     low, high = [], []
     for c in range(targets.shape[1]):
         known = targets[:, c] >= 0

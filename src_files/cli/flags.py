@@ -144,24 +144,40 @@ def default_workers():
 def add_data_flags(g, training):
     g.add_argument('--data-format', choices=FORMATS, default='auto',
                    help="layout of --data: multi-label coco (2014 or 2017), voc (VOC2007/2012 or a VOC-format "
-                        "export), csv (train.csv + val.csv), openimages (V6 image-level labels); single-label "
+                        "export), csv (train.csv + val.csv, train/ + valid/ with a CSV each, or one CSV; one-hot "
+                        "or tag lists), yolo (data.yaml or classes.txt, images/, labels/; an image's labels are "
+                        "its boxes' classes), openimages (V6 image-level labels); single-label "
                         "cifar100 (cifar-100-python/, the official python version) or imagefolder "
                         "(train/<class>/*, val/<class>/*); auto = from the folder's files")
     g.add_argument('--train-split', default=None, metavar='NAME',
-                   help="voc: the ImageSets/Main split to train on, which also fixes the class list (default "
-                        "trainval where test.txt exists, else train, or trainval if there is no train.txt)")
-    g.add_argument('--val-split', default=None, metavar='NAME',
-                   help="voc: the ImageSets/Main split to score (default test where test.txt exists, else val)")
+                   help="the split to train on, which also fixes the class list: voc, an ImageSets/Main split "
+                        "(default trainval where test.txt exists, else train, or trainval if there is no "
+                        "train.txt); csv, a value of the file's split column (default train); yolo, a data.yaml "
+                        "key (default train)")
+    g.add_argument('--val-split', default=None, metavar='NAME|SHARE',
+                   help="the split to score: voc, an ImageSets/Main split (default test where test.txt exists, "
+                        "else val); csv, a value of the split column (default val, valid, validation or test, "
+                        "the first present); yolo, a data.yaml key (default val). Or, for data that names no "
+                        "validation images (one CSV without a split column, VOC without ImageSets/, YOLO without "
+                        "val:), the share held out by a hash of each image's path (default 0.1; the same images "
+                        "on every run, listed in split.csv of the output folder)")
+    g.add_argument('--val-csv', default=None, metavar='FILE.csv',
+                   help="csv: the label CSV of the validation images, when --data is (or holds) one CSV of the "
+                        "training images")
+    g.add_argument('--label-sep', default=None, metavar='SEP',
+                   help="csv tag lists: the separator of an image's labels, ';', '|', ',' or space (default: "
+                        "detected and named in the data line)")
     if training:
         g.add_argument('--unknown-as-negative', action='store_true', default=False,
                        help="train on unknown labels (VOC difficult objects, labels OpenImages did not verify) as "
                             "negatives, as the published OpenImages recipe did; default: they add nothing to the "
                             "loss")
-        g.add_argument('--check-images', choices=('auto', 'on', 'off'), default='auto',
-                       help="decode every image once before the first step, so that a corrupt file stops the run "
-                            "there, named, not hours in; auto = on for data of up to 5,000 images")
-        g.add_argument('--skip-bad-images', action='store_true', default=False,
-                       help="with the check: leave unreadable images out (counted) instead of stopping")
+    when = 'the first step' if training else 'scoring'
+    g.add_argument('--check-images', choices=('auto', 'on', 'off'), default='auto',
+                   help=f"decode every image once before {when}, so that a corrupt file stops the run there, "
+                        f"named, not hours in; auto = on for data of up to 5,000 images")
+    g.add_argument('--skip-bad-images', action='store_true', default=False,
+                   help="with the check: leave unreadable images out (counted) instead of stopping")
 
 
 def add_workers_flag(g, help="data-loading processes (0 = load in the main process)"):

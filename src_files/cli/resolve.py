@@ -15,6 +15,7 @@ import shlex
 from src_files import distributed
 from src_files.cli.flags import A2, A2_LR, A2_LR_BATCH, A2_ONLY, DEMO, DEMO_OUTPUT, RECIPE_KEYS, flag_name
 from src_files import data as datasets
+from src_files.data.csv_list import label_separator
 from src_files.data.formats import SINGLE_LABEL_FORMATS, detect_format
 from src_files.errors import UserError
 from src_files.inference.load import note_overrides
@@ -32,7 +33,8 @@ LOG = logging.getLogger(__name__)
 # the STRUCTURAL ones (the result would not be the run that was started).
 STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug',
                                   'unknown_as_negative') + RECIPE_KEYS
-RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'model_path', 'demo', 'amp')
+RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'val_csv', 'label_sep', 'model_path',
+                              'demo', 'amp')
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -104,9 +106,10 @@ def fine_tune_settings(values, explicit, script):
 
 
 def default_output_dir(data, script):
-    """outputs/<name of the data folder> (train_zsl_nus.py: outputs/<name>_zsl): runs on different data never share
-    a folder by default."""
-    name = os.path.basename(os.path.normpath(os.path.abspath(str(data)))) or 'run'
+    """outputs/<name of the data folder> (of the folder holding --data where it is a label file; train_zsl_nus.py:
+    outputs/<name>_zsl): runs on different data never share a folder by default."""
+    path = os.path.normpath(os.path.abspath(str(data)))
+    name = os.path.basename(os.path.dirname(path) if os.path.isfile(path) else path) or 'run'
     return os.path.join('outputs', name + ('_zsl' if script == 'train_zsl_nus.py' else ''))
 
 
@@ -121,7 +124,8 @@ def build_train_settings(values, task, script):
         cutmix=v.get('cutmix') or 0.0, aug_repeats=v.get('aug_repeats') or 1, rand_aug=v.get('rand_aug') or 'none',
         drop_path=v.get('drop_path') or 0.0)
     data = DataSettings(root=v['data'], format=v.get('data_format', 'nus_wide'), task=task,
-                        train_split=v.get('train_split'), val_split=v.get('val_split'),
+                        train_split=v.get('train_split'), val_split=v.get('val_split'), val_csv=v.get('val_csv'),
+                        label_sep=label_separator(v['label_sep']) if v.get('label_sep') else None,
                         unknown_as_negative=v.get('unknown_as_negative', False), batch_size=v['batch_size'],
                         workers=v['workers'], uint8_batches=v['uint8_batches'],
                         check_images=v.get('check_images', 'auto'), skip_bad_images=v.get('skip_bad_images', False))

@@ -1,11 +1,15 @@
 """Datasets: the multi-label ones return (image, float32 target [C]: 1 positive, 0 negative, -1 unknown), the
 single-label ones (ImageFolder, CIFAR-100) (image, class index); all have `class_names`. `load_datasets` reads any
-supported folder layout (COCO, VOC, CSV, Open Images, ImageFolder, CIFAR-100).
+supported folder layout (COCO, VOC, CSV, YOLO, Open Images, ImageFolder, CIFAR-100).
 
 formats       the layouts: detect a folder's, load its splits (DataSplits), describe what was read
 coco          COCO 2014 / 2017 instances files
-voc           Pascal VOC 2007 / 2012 (and VOC-format exports), difficult objects as unknown labels
-csv_list      train.csv + val.csv label lists
+voc           Pascal VOC 2007 / 2012 (and VOC-format exports, with or without ImageSets/), difficult objects as
+              unknown labels
+csv_list      label CSVs (one-hot or tags; two files, per-split folders or one file for all images)
+yolo          YOLO detection exports (data.yaml or classes.txt): an image's labels are its boxes' classes
+holdout       the validation share of data that names no split, by a hash of each image's path
+check         every image decoded once before training or scoring
 openimages    Open Images V6 image-level labels (partial labels)
 nus_wide      NUS-WIDE zero-shot splits and word vectors
 single_label  ImageFolder and CIFAR-100

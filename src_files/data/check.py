@@ -68,7 +68,7 @@ def check_images(splits, workers, skip=False):
     shown = '; '.join(reasons[:SHOWN]) + (f"; and {count - SHOWN} more" if count > SHOWN else '')
     if not skip:
         raise UserError(f"{count} of {checked} images cannot be read: {shown} (replace or remove them, or pass "
-                        f"--skip-bad-images to train without them)")
+                        f"--skip-bad-images to go on without them)")
     parts = {}
     for name, dataset in (('train', splits.train), ('val', splits.val)):
         found = bad.get('training' if name == 'train' else 'validation', [])

@@ -1,5 +1,5 @@
-"""One entry point for every folder layout: multi-label COCO (2014/2017), VOC, CSV lists and Open Images, and
-single-label ImageFolder trees and CIFAR-100.
+"""One entry point for every folder layout: multi-label COCO (2014/2017), VOC, CSV lists, YOLO detection folders
+and Open Images, and single-label ImageFolder trees and CIFAR-100.
 
 `load_datasets(data_dir, data_format)` returns the training and validation datasets, the class list and the task
 the layout sets ('multi-label' or 'single-label'); `detect_format` tells the layout from the folder's files;
@@ -12,27 +12,29 @@ from typing import Optional
 
 import numpy as np
 
-from src_files.data import coco, openimages, single_label, voc
-from src_files.data.csv_list import MultiLabelCsv, csv_class_names
+from src_files.data import coco, openimages, single_label, voc, yolo
+from src_files.data.csv_list import MultiLabelCsv, csv_splits, is_csv_data, single_csv
 from src_files.data.files import require_dir
+from src_files.data.holdout import val_share
 from src_files.data.image_list import ImageList
 from src_files.errors import UserError
 
-FORMATS = ('auto', 'coco', 'voc', 'csv', 'openimages', 'cifar100', 'imagefolder')
+FORMATS = ('auto', 'coco', 'voc', 'csv', 'yolo', 'openimages', 'cifar100', 'imagefolder')
 SINGLE_LABEL_FORMATS = ('cifar100', 'imagefolder')
 _LOOKED_FOR = {
     'coco': "annotations/instances_{train,val}2014.json with train2014/ and val2014/ (or the same with 2017)",
-    'voc': "Annotations/, JPEGImages/ and ImageSets/Main/",
-    'csv': "train.csv and val.csv",
+    'voc': "Annotations/ and JPEGImages/ (and ImageSets/Main/)",
+    'csv': "train.csv and val.csv, train/ and valid/ with a CSV each, or one CSV",
+    'yolo': "data.yaml, or classes.txt with images/ and labels/",
     'openimages': (f"{openimages.DESCRIPTIONS} and *-human-imagelabels.csv (optionally with the {openimages.PREFIX} "
                    f"prefix)"),
     'cifar100': f"{single_label.CIFAR_FOLDER}/ with train, test and meta",
     'imagefolder': "train/<class>/<images> and val/<class>/<images>",
 }
-# The split names each format reads (besides VOC, whose --train-split/--val-split choose among ImageSets/Main)
-_OWN_SPLITS = {'coco': ({'train'}, {'val'}), 'csv': ({'train'}, {'val'}),
-               'openimages': ({'train'}, {'validation', 'val'}), 'imagefolder': ({'train'}, {'val'}),
-               'cifar100': ({'train'}, {'test'})}
+# The split names of the formats with fixed splits (VOC, CSV and YOLO data take --train-split / --val-split names,
+# and a --val-split share where they name no split)
+_OWN_SPLITS = {'coco': ({'train'}, {'val'}), 'openimages': ({'train'}, {'validation', 'val'}),
+               'imagefolder': ({'train'}, {'val'}), 'cifar100': ({'train'}, {'test'})}
 
 
 @dataclass
@@ -46,6 +48,9 @@ class DataSplits:
     class_names: list
     display_names: list
     task: str = 'multi-label'
+    layout: str = ''  # a few words on the variant read (CSV: one-hot or tags and their separator)
+    held_out: str = ''  # how the validation images were chosen, where the data names no split
+    assignment: Optional[list] = None  # then: (image, 'train' | 'val') rows, written to split.csv by train.py
 
 
 def _is_openimages(data_dir):
@@ -54,19 +59,23 @@ def _is_openimages(data_dir):
 
 
 def _layout_of(data_dir):
-    """The first format whose files `data_dir` holds, None if none."""
-    checks = {'coco': lambda: coco.coco_year(data_dir) is not None, 'voc': lambda: voc.is_voc(data_dir),
-              'csv': lambda: all(os.path.isfile(os.path.join(data_dir, f)) for f in ('train.csv', 'val.csv')),
-              'openimages': lambda: _is_openimages(data_dir),
-              'cifar100': lambda: single_label.cifar_folder(data_dir) is not None,
-              'imagefolder': lambda: single_label.has_imagefolder(data_dir)}
-    return next((name for name, matches in checks.items() if matches()), None)
+    """The first format whose files `data_dir` holds (or that a label file passed as --data is), None if none."""
+    if os.path.isfile(data_dir):
+        return 'csv' if is_csv_data(data_dir) else 'yolo' if yolo.find_yaml(data_dir) else None
+    checks = (('coco', lambda: coco.coco_year(data_dir) is not None), ('voc', lambda: voc.is_voc(data_dir)),
+              ('yolo', lambda: yolo.is_yolo(data_dir)), ('csv', lambda: not single_csv(data_dir) and is_csv_data(data_dir)),
+              ('openimages', lambda: _is_openimages(data_dir)),
+              ('cifar100', lambda: single_label.cifar_folder(data_dir) is not None),
+              ('imagefolder', lambda: single_label.has_imagefolder(data_dir)),
+              ('csv', lambda: is_csv_data(data_dir)))  # (one CSV for all images: looked for last)
+    return next((name for name, matches in checks if matches()), None)
 
 
 # Files that only one layout has: a folder holding some of them is that layout with a file missing, and its
 # reader then names what is missing (better than "cannot tell the layout").
 _PARTIAL = {'coco': ('annotations', 'train2014', 'val2014', 'train2017', 'val2017'),
-            'voc': ('Annotations', 'JPEGImages', 'ImageSets'), 'csv': ('train.csv', 'val.csv')}
+            'voc': ('Annotations', 'JPEGImages', 'ImageSets'), 'csv': ('train.csv', 'val.csv'),
+            'yolo': ('classes.txt', 'labels')}
 
 
 def _partial_layout(data_dir):
@@ -78,8 +87,15 @@ def _partial_layout(data_dir):
 
 
 def detect_format(data_dir):
-    """'coco', 'voc', 'csv', 'openimages', 'cifar100' or 'imagefolder': the layout of `data_dir`, from its files."""
-    require_dir(data_dir, "data folder", "pass the dataset folder with --data")
+    """'coco', 'voc', 'csv', 'yolo', 'openimages', 'cifar100' or 'imagefolder': the layout of `data_dir`, from its
+    files (a CSV or data.yaml passed as --data: csv or yolo)."""
+    if os.path.isfile(data_dir):
+        found = _layout_of(data_dir)
+        if found is None:
+            raise UserError(f"--data {data_dir} is a file but not a label CSV (.csv) or a YOLO data.yaml; pass one "
+                            f"of these, or the dataset folder")
+        return found
+    require_dir(data_dir, "data folder", "pass the dataset folder (or a label CSV file) with --data")
     found = _layout_of(data_dir) or _partial_layout(data_dir)
     if found:
         return found
@@ -95,8 +111,8 @@ def _check_splits(data_format, train_split, val_split):
     own_train, own_val = _OWN_SPLITS[data_format]
     for flag, value, own in (('--train-split', train_split, own_train), ('--val-split', val_split, own_val)):
         if value is not None and value not in own:
-            raise UserError(f"{flag} {value}: the flag is for VOC only (it names an ImageSets/Main split file); "
-                            f"{data_format} data has fixed splits, so leave it out")
+            raise UserError(f"{flag} {value}: the flag is for VOC, CSV and YOLO data (a split name, or a share "
+                            f"held out); {data_format} data has fixed splits, so leave it out")
 
 
 def _coco(data_dir, train_transform, val_transform, need_train):
@@ -116,30 +132,50 @@ def _coco(data_dir, train_transform, val_transform, need_train):
     return train, val, class_names, class_names
 
 
-def _csv(data_dir, train_transform, val_transform, need_train):
-    require_dir(data_dir, "CSV data folder", "pass the folder holding train.csv and val.csv")
-    train_file, val_file = os.path.join(data_dir, 'train.csv'), os.path.join(data_dir, 'val.csv')
-    train = MultiLabelCsv(train_file, data_dir, transform=train_transform) if need_train else None
-    class_names = train.class_names if need_train else csv_class_names(train_file)
-    if not class_names:
-        raise UserError(f"{train_file} has no label; its rows need 'image,labels' with at least one label")
-    val = MultiLabelCsv(val_file, data_dir, class_names, val_transform, classes_from=f"the training list {train_file}")
-    return train, val, class_names, class_names
+def _csv(data, train_transform, val_transform, need_train, train_split, val_split, val_csv, label_sep):
+    found = csv_splits(data, val_csv, train_split, val_split, label_sep)
+    classes = found['classes']
+    if not classes:
+        raise UserError(f"{found['train'][0]} has no label; its rows need 'image,labels' with at least one label")
+    train_file, root, table = found['train']
+    train = MultiLabelCsv(train_file, root, classes, train_transform, table=table) if need_train else None
+    val_file, val_root, val_table = found['val']
+    val = MultiLabelCsv(val_file, val_root, classes, val_transform, classes_from=found['classes_from'],
+                        table=val_table)
+    return DataSplits(train, val, 'csv', list(classes), list(classes), layout=table[1],
+                      held_out=found['held_out'], assignment=found['assignment'])
 
 
 def load_datasets(data_dir, data_format='auto', train_transform=None, val_transform=None, train_split=None,
-                  val_split=None, need_train=True):
-    """DataSplits of `data_dir`; with need_train=False the training images are neither checked nor loaded (train
-    is None), but the class list is still the training split's. train_split/val_split: VOC split names."""
+                  val_split=None, need_train=True, val_csv=None, label_sep=None):
+    """DataSplits of `data_dir` (a folder, or a label CSV / data.yaml); with need_train=False the training images
+    are neither checked nor loaded (train is None), but the class list is still the training split's.
+    train_split/val_split: split names (VOC, CSV split column, YOLO), or as val_split a share to hold out where the
+    data names no split; val_csv, label_sep: CSV data only (--val-csv, --label-sep)."""
     if data_format not in FORMATS:
         raise UserError(f"unknown data format '{data_format}'; choose one of {', '.join(FORMATS)}")
     if data_format == 'auto':
         data_format = detect_format(data_dir)
-    if data_format == 'voc':
-        train, val, class_names = voc.voc_datasets(data_dir, train_transform, val_transform, train_split,
-                                                   val_split, need_train)
-        return DataSplits(train, val, data_format, class_names, list(class_names))
-    _check_splits(data_format, train_split, val_split)
+    if data_format != 'csv' and (val_csv or label_sep):
+        raise UserError(f"--{'val-csv' if val_csv else 'label-sep'} is for label CSVs; {data_dir} is {data_format} data")
+    if data_format == 'csv':
+        return _csv(data_dir, train_transform, val_transform, need_train, train_split, val_split, val_csv,
+                    label_sep)
+    if data_format in ('voc', 'yolo'):
+        if data_format == 'voc':
+            train, val, class_names, held_out, assignment = voc.voc_datasets(
+                data_dir, train_transform, val_transform, train_split, val_split, need_train)
+            layout = ''
+        else:
+            train, val, class_names, held_out, assignment, layout = yolo.yolo_datasets(
+                data_dir, train_transform, val_transform, train_split, val_split, need_train)
+        return DataSplits(train, val, data_format, class_names, list(class_names), layout=layout,
+                          held_out=held_out, assignment=assignment)
+    if val_share(val_split) is None:
+        _check_splits(data_format, train_split, val_split)
+    else:
+        raise UserError(f"--val-split {val_split}: a share is held out only from data without its own validation "
+                        f"split (one label CSV, VOC without ImageSets, YOLO); {data_format} data has one")
     if data_format in SINGLE_LABEL_FORMATS:
         read = single_label.cifar100_datasets if data_format == 'cifar100' else single_label.imagefolder_datasets
         train, val, class_names = read(data_dir, train_transform, val_transform, need_train)
@@ -147,7 +183,7 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
     if data_format == 'openimages':
         parts = openimages.openimages_datasets(data_dir, train_transform, val_transform, need_train)
     else:
-        parts = (_coco if data_format == 'coco' else _csv)(data_dir, train_transform, val_transform, need_train)
+        parts = _coco(data_dir, train_transform, val_transform, need_train)
     train, val, class_names, display_names = parts
     return DataSplits(train, val, data_format, list(class_names), list(display_names))
 
@@ -187,13 +223,14 @@ def empty_classes(splits, most=5):
 def describe(splits):
     """What was read: a line on the format, classes, images and the images without any label, then a note per
     split that leaves classes without a positive."""
-    return '\n'.join([_data_line(splits)] + empty_classes(splits))
+    held_out = [splits.held_out] if getattr(splits, 'held_out', '') else []
+    return '\n'.join([_data_line(splits)] + held_out + empty_classes(splits))
 
 
 def _data_line(splits):
     train, val = splits.train, splits.val
     kind = ' (single-label)' if getattr(splits, 'task', 'multi-label') == 'single-label' else ''
-    layout = getattr(splits.train if splits.train is not None else splits.val, 'layout', '')
+    layout = getattr(splits, 'layout', '')
     line = f"data: {splits.format}{f' ({layout})' if layout else ''}{kind}, {len(splits.class_names)} classes"
     if train is not None:
         line += f", {len(train)} training images"

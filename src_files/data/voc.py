@@ -1,4 +1,6 @@
-"""PASCAL VOC 2007/2012 (Annotations/, JPEGImages/, ImageSets/Main/) as a multi-label dataset.
+"""PASCAL VOC 2007/2012 (Annotations/, JPEGImages/, ImageSets/Main/) as a multi-label dataset; also the VOC
+exports of labelling tools (LabelImg, CVAT), which often leave ImageSets/ out: their images are split by a hash of
+their paths (holdout.py).
 
 A class is positive for an image when it has an object of it that is not difficult; when all its objects are
 difficult the class is UNKNOWN for the image. Classes: the sorted object names of the training split's XMLs.
@@ -8,6 +10,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from src_files.data.files import require_dir, require_file
+from src_files.data.holdout import DEFAULT_SHARE, assignment_rows, held_out_line, split_by_hash, val_share
 from src_files.data.image_list import ImageList, relative_ids
 from src_files.errors import UserError
 
@@ -18,8 +21,8 @@ _HINT = "expected a VOC folder: Annotations/, JPEGImages/ and ImageSets/Main/<sp
 
 
 def is_voc(data_dir):
-    """Whether `data_dir` holds the VOC folders."""
-    return all(os.path.isdir(os.path.join(data_dir, folder)) for folder in FOLDERS)
+    """Whether `data_dir` holds the VOC folders (ImageSets/ may be missing, as in LabelImg's or CVAT's exports)."""
+    return all(os.path.isdir(os.path.join(data_dir, folder)) for folder in FOLDERS[:2])
 
 
 def default_splits(data_dir):
@@ -73,7 +76,11 @@ def _missing(split_file, ids, missing, what):
 
 def read_annotations(data_dir, split):
     """(split file, ids, [(xml path, filename, objects)] per id) of a split."""
-    split_file, ids = read_split_ids(data_dir, split)
+    return annotations_of(data_dir, *read_split_ids(data_dir, split))
+
+
+def annotations_of(data_dir, split_file, ids):
+    """(split file, ids, [(xml path, filename, objects)] per id) of the ids a split file (or the folder) lists."""
     folder = os.path.join(data_dir, 'Annotations')
     listing = set(os.listdir(folder))
     missing = [i for i in ids if f'{i}.xml' not in listing]
@@ -114,22 +121,55 @@ def voc_dataset(data_dir, split_file, ids, annotations, class_names, transform=N
     return dataset
 
 
+def _split_by_hash(data_dir, share, given, train_split):
+    """(train part, val part, held-out line, split.csv rows) of the images of a VOC folder without ImageSets/Main
+    (every annotation file), or of its training split when --val-split is a share."""
+    main = os.path.join(data_dir, FOLDERS[2])
+    if os.path.isdir(main):
+        split_file, ids = read_split_ids(data_dir, train_split or default_splits(data_dir)[0])
+    else:
+        folder = os.path.join(data_dir, 'Annotations')
+        split_file, ids = folder, sorted(n[:-4] for n in os.listdir(folder) if n.lower().endswith('.xml'))
+        if not ids:
+            raise UserError(f"{folder} holds no .xml annotation; {_HINT}")
+    _, ids, annotations = annotations_of(data_dir, split_file, ids)
+    keys = relative_ids(_image_paths(data_dir, split_file, ids, annotations), data_dir)
+    train_idx, val_idx = split_by_hash(keys, share, data_dir)
+
+    def part(indices):
+        return split_file, [ids[i] for i in indices], [annotations[i] for i in indices]
+    return (part(train_idx), part(val_idx), held_out_line(share, len(val_idx), len(keys), given),
+            assignment_rows([keys[i] for i in train_idx], [keys[i] for i in val_idx]))
+
+
 def voc_datasets(data_dir, train_transform=None, val_transform=None, train_split=None, val_split=None,
                  need_train=True):
-    """(train set or None, val set, class names) of a VOC folder; classes from the training split's XMLs."""
+    """(train set or None, val set, class names, held-out line or '', split.csv rows or None) of a VOC folder;
+    classes from the training split's XMLs. Without ImageSets/Main, or with a share as --val-split, the images are
+    split by a hash of their paths."""
     require_dir(data_dir, "VOC data folder", _HINT)
-    for folder in FOLDERS:
+    for folder in FOLDERS[:2]:
         require_dir(os.path.join(data_dir, folder), "VOC folder", _HINT)
-    default_train, default_val = default_splits(data_dir)
-    train_split, val_split = train_split or default_train, val_split or default_val
-    train = read_annotations(data_dir, train_split)
+    share = val_share(val_split)
+    held_out, assignment = '', None
+    if share is not None or not os.path.isdir(os.path.join(data_dir, FOLDERS[2])):
+        if val_split is not None and share is None:
+            raise UserError(f"--val-split {val_split}: {data_dir} has no ImageSets/Main split files; give a share "
+                            f"of the images (e.g. 0.1) or leave the flag out")
+        train, val, held_out, assignment = _split_by_hash(data_dir, share or DEFAULT_SHARE, share is not None,
+                                                          train_split)
+        train_split, val_split = 'train', 'val'
+    else:
+        default_train, default_val = default_splits(data_dir)
+        train_split, val_split = train_split or default_train, val_split or default_val
+        train, val = read_annotations(data_dir, train_split), read_annotations(data_dir, val_split)
     class_names = sorted({name for _, _, objects in train[2] for name, _ in objects})
     if not class_names:
         raise UserError(f"the VOC training split {train[0]} has no object in its annotations; {_HINT}")
-    val = read_annotations(data_dir, val_split)
     shared = set(train[1]) & set(val[1])
     if need_train and shared:
         LOG.warning(f"warning: {len(shared)} images are in both the training split {train_split} and the "
                     f"validation split {val_split} of {data_dir}: their scores are not a held-out measure")
     train_set = voc_dataset(data_dir, *train, class_names, train_transform) if need_train else None
-    return train_set, voc_dataset(data_dir, *val, class_names, val_transform), class_names
+    return (train_set, voc_dataset(data_dir, *val, class_names, val_transform), class_names, held_out,
+            assignment)

@@ -46,6 +46,7 @@ class TrainTask:
     metric_name: str = 'mAP'  # the score printed per epoch and that picks best.pth ('top1' for single-label)
     extra_curves: tuple = ()  # details also drawn in curves.png (e.g. 'top5')
     describe: str = ''  # a line on what was read
+    split_rows: Optional[list] = None  # (image, 'train' | 'val') where the run chose the split: written to split.csv
 
 
 def load_data(settings, info):
@@ -54,7 +55,8 @@ def load_data(settings, info):
     uint8 = uint8_batches(data.uint8_batches, info.device)
     splits = load_datasets(data.root, data.format, train_transform(settings, uint8), val_transform(model.image_size,
                                                                                                    uint8),
-                           train_split=data.train_split, val_split=data.val_split)
+                           train_split=data.train_split, val_split=data.val_split, val_csv=data.val_csv,
+                           label_sep=data.label_sep)
     checked = ''
     if check.wanted(data.check_images, splits):
         splits, checked = check.check_images(splits, data.workers, data.skip_bad_images)
@@ -82,7 +84,7 @@ def load_data(settings, info):
         meta['recipe'] = settings.optim.recipe
     if list(splits.display_names) != list(splits.class_names):
         meta['display_names'] = list(splits.display_names)
-    task = TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
+    task = TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate, split_rows=splits.assignment,
                      title=f"{model.model_name} {model.image_size}px, {num_classes} classes", meta=meta,
                      kind=splits.task, metric_name='top1' if single else 'mAP',
                      extra_curves=('top5',) if single else (),

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from src_files import distributed
+from src_files.data.holdout import write_split_file
 from src_files.errors import Interrupted, Terminated, UserError
 from src_files.files import prepare_output_dir
 from src_files.helper_functions.augmentations import to_float
@@ -282,6 +283,8 @@ def train(settings, info, model, task, resume_state=None):
                                    fused=precision.device.type == 'cuda' and settings.speed.fused_optimizer,
                                    num_classes=len(task.class_names),
                                    unknown_as_negative=settings.data.unknown_as_negative)
+        if task.split_rows and info.is_main:  # (which images this run validates on, where it chose them)
+            write_split_file(out_dir, task.split_rows)
         progress = Progress()
         if resume_state is not None:
             progress = resume(resume_state, parts, len(loader), run.resume_path)
