@@ -130,7 +130,8 @@ def _held_out(key, share):
 def _truth(rows, classes, unknown=lambda i, j: False):
     """{image file name: target over `classes`} (1 / 0 / -1 not labelled)."""
     return {os.path.basename(image): np.array([1.0 if c in labels else -1.0 if unknown(i, j) else 0.0
-                                               for j, c in enumerate(classes)]) for i, (image, labels) in enumerate(rows)}
+                                               for j, c in enumerate(classes)])
+            for i, (image, labels) in enumerate(rows)}
 
 
 def _classes(tags):
@@ -231,7 +232,9 @@ EXPORTS = [semicolon_tags, one_hot_unknowns, space_separated_tags, split_column,
 
 @pytest.mark.slow
 @pytest.mark.parametrize('export', EXPORTS, ids=[e.__name__ for e in EXPORTS])
-def test_train_and_validate_each_export(export, tags, tmp_path, capfd):
+def test_train_and_validate_each_export(export, tags, tmp_path, capfd, monkeypatch):
+    from small_models import shallow_tresnet_m
+    shallow_tresnet_m(monkeypatch)  # (what is checked is the reading and the scoring, not the depth)
     variant = export(tags, tmp_path / 'data')
     data, args, run = variant['data'], variant.get('args', []), tmp_path / 'run'
     code, out, err = call_main(train, ['--data', data, '--epochs', 1, '--output-dir', run] + args + SMALL, capfd)
@@ -338,216 +341,6 @@ def test_a_truncated_jpeg_in_a_2000_image_folder_is_named_before_the_first_step_
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Every export of the same images: trained one epoch, then validate.py's mAP against scikit-learn's on targets this
-# file writes down itself (not read back through the project's readers).
-
-def _held_out(key, share):
-    """The documented split rule, computed here: the first 8 bytes of SHA-256 of the path, big-endian, below share
-    of 2^64."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'big') < share * 2 ** 64
-
-
-def _truth(rows, classes, unknown=lambda i, j: False):
-    """{image file name: target over `classes`} (1 / 0 / -1 not labelled)."""
-    return {os.path.basename(image): np.array([1.0 if c in labels else -1.0 if unknown(i, j) else 0.0
-                                               for j, c in enumerate(classes)]) for i, (image, labels) in enumerate(rows)}
-
-
-def _classes(tags):
-    return sorted({n for split in ('train', 'val') for _, labels in _rows(tags / f'{split}.csv') for n in labels})
-
-
-def semicolon_tags(tags, folder):
-    """The reference itself: train.csv + val.csv of `image,labels` with ';'."""
-    return dict(data=tags, line="data: csv (tags separated by ';'), 16 classes",
-                truth=_truth(_rows(tags / 'val.csv'), _classes(tags)))
-
-
-def one_hot_unknowns(tags, folder):
-    one_hot(tags, folder)
-    return dict(data=folder, line='data: csv (one-hot, 16 classes from the header), 16 classes',
-                truth=_truth(_rows(tags / 'val.csv'), _classes(tags), lambda i, j: (i + j) % 7 == 0))
-
-
-def space_separated_tags(tags, folder):
-    space_tags(tags, folder)
-    classes = [c.replace(' ', '_') for c in _classes(tags)]
-    rows = [(image, [n.replace(' ', '_') for n in labels]) for image, labels in _rows(tags / 'val.csv')]
-    return dict(data=folder, line='data: csv (tags separated by spaces), 16 classes', truth=_truth(rows, classes))
-
-
-def split_column(tags, folder):
-    """One file for all images, `image,labels,split`: train / valid (Roboflow's name) / test (left out)."""
-    val = _rows(tags / 'val.csv')
-    rows = [[image, ';'.join(labels), 'train'] for image, labels in _rows(tags / 'train.csv')]
-    rows += [[image, ';'.join(labels), 'test' if i < 4 else 'valid'] for i, (image, labels) in enumerate(val)]
-    _write(tags, folder, 'labels', ['image', 'labels', 'split'], rows)
-    return dict(data=folder, line="data: csv (tags separated by ';'), 16 classes",
-                more="splits from the file's split column: 'train' trained on, 'valid' scored, 4 other rows left out",
-                truth=_truth(val[4:], _classes(tags)))
-
-
-def one_file_val_share(tags, folder):
-    """One file for all images, no split column, tags separated by '|', passed as --data FILE --val-split 0.25."""
-    rows = _rows(tags / 'train.csv') + _rows(tags / 'val.csv')
-    _write(tags, folder, 'all', ['image', 'tags'], [[image, '|'.join(labels)] for image, labels in rows])
-    held = [(image, labels) for image, labels in rows if _held_out(image, 0.25)]
-    return dict(data=folder / 'all.csv', args=['--val-split', 0.25], line="data: csv (tags separated by '|')",
-                more=f"validation: {len(held)} of {len(rows)} images held out by a hash of their path (--val-split "
-                     f"0.25", truth=_truth(held, _classes(tags)), split=held)
-
-
-def _voc_xml(name, objects):
-    body = ''.join(f"<object><name>{n}</name><difficult>{int(d)}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
-                   f"<xmax>9</xmax><ymax>9</ymax></bndbox></object>" for n, d in objects)
-    return f"<annotation><folder>shapes</folder><filename>{name}</filename>{body}</annotation>"
-
-
-def voc_without_imagesets(tags, folder):
-    """LabelImg / CVAT: Annotations/ + JPEGImages/ only; the first object of every third image marked difficult."""
-    rows = _rows(tags / 'train.csv') + _rows(tags / 'val.csv')
-    (folder / 'Annotations').mkdir(parents=True)
-    (folder / 'JPEGImages').mkdir()
-    unknown = {}
-    for i, (image, labels) in enumerate(rows):
-        name = os.path.basename(image)
-        os.symlink(tags / image, folder / 'JPEGImages' / name)
-        objects = [(n, i % 3 == 0 and k == 0) for k, n in enumerate(labels)]
-        (folder / 'Annotations' / (os.path.splitext(name)[0] + '.xml')).write_text(_voc_xml(name, objects))
-        unknown[name] = {n for n, hard in objects if hard}
-    classes = _classes(tags)
-    held = [(image, [n for n in labels if n not in unknown[os.path.basename(image)]]) for image, labels in rows
-            if _held_out('JPEGImages/' + os.path.basename(image), 0.1)]
-    truth = _truth(held, classes)
-    for name, target in truth.items():
-        target[[classes.index(n) for n in unknown[name]]] = -1.0
-    return dict(data=folder, line='data: voc, 16 classes',
-                more=f"validation: {len(held)} of {len(rows)} images held out by a hash of their path (the default "
-                     f"--val-split 0.1", truth=truth)
-
-
-def yolo_roboflow(tags, folder):
-    """Roboflow's YOLO export: data.yaml (`../train/images`), train/ and valid/ with images/ and labels/ each."""
-    classes = _classes(tags)
-    rng = np.random.default_rng(0)
-    for split, out in (('train', 'train'), ('val', 'valid')):
-        for sub in ('images', 'labels'):
-            (folder / out / sub).mkdir(parents=True)
-        for image, labels in _rows(tags / f'{split}.csv'):
-            name = os.path.basename(image)
-            os.symlink(tags / image, folder / out / 'images' / name)
-            boxes = [f"{classes.index(n)} {' '.join(f'{v:.3f}' for v in rng.random(4))}" for n in labels
-                     for _ in range(1 + int(rng.integers(2)))]
-            (folder / out / 'labels' / (os.path.splitext(name)[0] + '.txt')).write_text('\n'.join(boxes) + '\n')
-    (folder / 'data.yaml').write_text("train: ../train/images\nval: ../valid/images\n\nnc: 16\nnames: ["
-                                      + ', '.join(f"'{c}'" for c in classes) + "]\n")
-    return dict(data=folder, line='data: yolo (classes from data.yaml, labels = the classes of each image\'s boxes), '
-                                  '16 classes', truth=_truth(_rows(tags / 'val.csv'), classes))
-
-
-EXPORTS = [semicolon_tags, one_hot_unknowns, space_separated_tags, split_column, one_file_val_share,
-           voc_without_imagesets, yolo_roboflow]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('export', EXPORTS, ids=[e.__name__ for e in EXPORTS])
-def test_train_and_validate_each_export(export, tags, tmp_path, capfd):
-    variant = export(tags, tmp_path / 'data')
-    data, args, run = variant['data'], variant.get('args', []), tmp_path / 'run'
-    code, out, err = call_main(train, ['--data', data, '--epochs', 1, '--output-dir', run] + args + SMALL, capfd)
-    assert code == 0, err
-    assert variant['line'] in out and variant.get('more', '') in out, out
-    if 'split' in variant:  # (the run's split.csv lists the held-out images)
-        with open(run / 'split.csv', newline='') as f:
-            written = sorted(image for image, side in list(csv.reader(f))[1:] if side == 'val')
-        assert written == sorted(image for image, _ in variant['split'])
-    scores = tmp_path / 'scores.csv'
-    code, out, err = call_main(validate, ['--model-path', run / 'best.pth', '--data', data, '--workers', 0,
-                                          '--save-scores', scores] + args, capfd)
-    assert code == 0, err
-    printed = float(next(line for line in out.splitlines() if line.startswith('mAP ')).split()[1])
-    with open(scores, newline='') as f:
-        rows = list(csv.reader(f))
-    truth = variant['truth']
-    classes = [c.replace(' ', '_') for c in _classes(tags)] if export is space_separated_tags else _classes(tags)
-    assert rows[0][1:] == classes  # (the real names, in the checkpoint's order)
-    assert sorted(os.path.basename(row[0]) for row in rows[1:]) == sorted(truth)  # (exactly the expected images)
-    targets = np.stack([truth[os.path.basename(row[0])] for row in rows[1:]])
-    low, high, unknown = map_bounds(np.array([row[1:] for row in rows[1:]], dtype=np.float64), targets)
-    assert low - 0.05 <= printed <= high + 0.05, (low, printed, high)
-    assert (unknown > 0) == (export in (one_hot_unknowns, voc_without_imagesets))
-
-
-def _phone_photo(folder):
-    """A JPEG stored sideways with EXIF orientation 6 (turn 90 degrees clockwise to view), as phones write them, and
-    the same picture turned upright and saved without the tag (both lossless in what is compared: PNG)."""
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    upright = Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8))  # 64 wide, 48 high
-    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the sensor wrote: 48 wide, 64 high
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    stored.save(folder / 'phone.jpg', quality=100, exif=exif.tobytes())
-    from PIL import ImageOps
-    with Image.open(folder / 'phone.jpg') as image:  # (the reference: the JPEG's own pixels, turned)
-        ImageOps.exif_transpose(image).save(folder / 'turned.png')
-    return folder / 'phone.jpg', folder / 'turned.png'
-
-
-def test_a_phone_photo_reaches_the_model_upright_for_csv_data_and_infer_but_not_for_coco(tmp_path, capfd):
-    from src_files.data.files import load_rgb
-    from src_files.data.image_list import ImageList
-    from src_files.helper_functions.augmentations import val_transform
-    phone, turned = _phone_photo(tmp_path)
-    transform = val_transform(32)
-    expected = transform(load_rgb(str(turned)))
-    (tmp_path / 'l.csv').write_text('image,labels\nphone.jpg,cat\nturned.png,cat\n')
-    csv_data = MultiLabelCsv(str(tmp_path / 'l.csv'), transform=transform)
-    assert torch.equal(csv_data[0][0], expected) and torch.equal(csv_data[1][0], expected)
-    coco_like = ImageList([str(phone)], [[0]], ['cat'], transform)  # (COCO, NUS-WIDE: the published reading)
-    assert not torch.equal(coco_like[0][0], expected)
-    assert torch.equal(coco_like[0][0], transform(load_rgb(str(phone))))
-    from src_files.inference.labelling import image_batches
-    batches = list(image_batches([str(phone), str(turned)], transform, False, 2, 0))
-    tensors = [item[1] for item in batches[0]]  # (infer.py's items: index, tensor, original)
-    assert torch.equal(tensors[0], expected) and torch.equal(tensors[1], expected)
-
-
-def test_classes_without_a_positive_are_named_with_what_they_do_to_the_map(tmp_path):
-    from PIL import Image
-    from src_files.data.formats import describe, load_datasets
-    for name in ('a.jpg', 'b.jpg', 'c.jpg'):
-        Image.new('RGB', (8, 8)).save(tmp_path / name)
-    (tmp_path / 'train.csv').write_text('image,labels\na.jpg,cat;dog\nb.jpg,bird\n')
-    (tmp_path / 'val.csv').write_text('image,labels\nc.jpg,cat\n')
-    lines = describe(load_datasets(str(tmp_path), 'csv')).splitlines()
-    assert lines[0].startswith('data: csv (tags separated by')
-    assert lines[1] == ("note: 2 of 3 classes have no positive among the validation images (bird, dog): each counts "
-                        "AP 0 in the mAP, which therefore cannot exceed 33.3")
-    assert len(lines) == 2  # (every class has a training positive)
-
-
-def test_a_truncated_jpeg_is_named_before_the_first_step_or_left_out(tags, tmp_path, capfd, monkeypatch):
-    from small_models import shallow_tresnet_m
-    shallow_tresnet_m(monkeypatch)
-    data = space_tags(tags, tmp_path / 'data')
-    (data / 'images').unlink()  # (a copy of the images, one of them cut short)
-    import shutil
-    shutil.copytree(tags / 'images', data / 'images')
-    victim = sorted((data / 'images' / 'train').iterdir())[3]
-    victim.write_bytes(victim.read_bytes()[:200])
-    base = ['--data', data, '--epochs', 1, '--output-dir', tmp_path / 'run'] + SMALL
-    code, out, err = call_main(train, base, capfd)
-    line = assert_user_error(code, err)
-    assert line.startswith('error: 1 of 56 images cannot be read: cannot read image') and victim.name in line
-    assert '--skip-bad-images' in line and 'epoch 1' not in out and not (tmp_path / 'run' / 'latest.pth').exists()
-    code, out, err = call_main(train, base + ['--skip-bad-images'], capfd)
-    assert code == 0, err
-    assert 'checked 56 images: 1 cannot be read and were left out (--skip-bad-images)' in out
-    assert 'training tresnet_m' in out and 'on 39 images' in out
-
-
-# ----------------------------------------------------------------------------------------------------------
 # The other shapes of these exports, and what is refused.
 
 def _images(folder, names, size=(8, 8)):
@@ -646,8 +439,10 @@ def test_roboflow_csv_folders_label_sep_and_what_is_refused(tmp_path):
         load_datasets(str(tmp_path / 'voc'), val_csv='x.csv')
 
 
-def test_validate_checks_the_images_it_scores(tags, tmp_path, capfd):
+def test_validate_checks_the_images_it_scores(tags, tmp_path, capfd, monkeypatch):
     import shutil
+    from small_models import shallow_tresnet_m
+    shallow_tresnet_m(monkeypatch)
     data = tmp_path / 'data'
     shutil.copytree(tags, data)
     (data / 'images').unlink() if (data / 'images').is_symlink() else None

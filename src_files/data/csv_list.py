@@ -272,8 +272,9 @@ def csv_files(data, val_csv=None):
     one = single_csv(data)
     if one is None:
         found = _csv_files(data)
-        raise UserError(f"{data} holds {len(found) or 'no'} CSV files{': ' + ', '.join(map(os.path.basename, found[:4])) if found else ''}"
-                        f"; name them train.csv and val.csv, or pass the one file for all images with --data FILE.csv")
+        listed = ': ' + ', '.join(map(os.path.basename, found[:4])) if found else ''
+        raise UserError(f"{data} holds {len(found) or 'no'} CSV files{listed}; name them train.csv and val.csv, or "
+                        f"pass the one file for all images with --data FILE.csv")
     return one, val_csv
 
 

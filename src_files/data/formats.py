@@ -63,7 +63,8 @@ def _layout_of(data_dir):
     if os.path.isfile(data_dir):
         return 'csv' if is_csv_data(data_dir) else 'yolo' if yolo.find_yaml(data_dir) else None
     checks = (('coco', lambda: coco.coco_year(data_dir) is not None), ('voc', lambda: voc.is_voc(data_dir)),
-              ('yolo', lambda: yolo.is_yolo(data_dir)), ('csv', lambda: not single_csv(data_dir) and is_csv_data(data_dir)),
+              ('yolo', lambda: yolo.is_yolo(data_dir)),
+              ('csv', lambda: not single_csv(data_dir) and is_csv_data(data_dir)),
               ('openimages', lambda: _is_openimages(data_dir)),
               ('cifar100', lambda: single_label.cifar_folder(data_dir) is not None),
               ('imagefolder', lambda: single_label.has_imagefolder(data_dir)),
@@ -157,7 +158,8 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
     if data_format == 'auto':
         data_format = detect_format(data_dir)
     if data_format != 'csv' and (val_csv or label_sep):
-        raise UserError(f"--{'val-csv' if val_csv else 'label-sep'} is for label CSVs; {data_dir} is {data_format} data")
+        flag = '--val-csv' if val_csv else '--label-sep'
+        raise UserError(f"{flag} is for label CSVs; {data_dir} is {data_format} data")
     if data_format == 'csv':
         return _csv(data_dir, train_transform, val_transform, need_train, train_split, val_split, val_csv,
                     label_sep)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from src_files.data.files import check_images_exist, require_dir, require_file
+from src_files.data.files import check_images_exist, require_dir
 from src_files.data.image_list import ImageList, IndexLists
 from src_files.errors import UserError
 
