@@ -28,7 +28,7 @@ from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
 from src_files.export import build_metadata
 from src_files.export.checked import ExportPlan, write_checked
-from src_files.export.zsl_inputs import set_vocabulary
+from src_files.export.zsl_inputs import read_classes, set_vocabulary
 from src_files.inference.load import load_model
 from src_files.settings import SpeedSettings
 
@@ -64,12 +64,13 @@ def export_settings(values, explicit):
                                       speed=SpeedSettings(head_impl='fast', channels_last=False))
 
 
-def load_for_export(settings, wordvecs=None, class_names_file=None):
+def load_for_export(settings, wordvecs=None, class_names_file=None, classes=None, text=None):
     """(model: eval, fp32, CPU, norms folded, word vectors baked in for a zero-shot head; class names; Loaded).
     `wordvecs`: --wordvecs, the word vectors of the classes a zero-shot head scores; `class_names_file`: their
-    names (--class-names)."""
+    names (--class-names); or `classes`, names through the text encoder (`text`: --text-encoder, --text-names,
+    --prompts; default the checkpoint's)."""
     loaded = load_model(settings, torch.device('cpu'))
-    class_names = set_vocabulary(loaded, settings.model_path, wordvecs, class_names_file)
+    class_names = set_vocabulary(loaded, settings.model_path, wordvecs, class_names_file, classes, text)
     return loaded.model.eval(), class_names, loaded
 
 
@@ -77,7 +78,9 @@ def main(argv=None):
     values, explicit = flags.parse(build_parser(), argv)
     output = check_values(values)
     settings = export_settings(values, explicit)
-    model, class_names, loaded = load_for_export(settings, values['wordvecs'], values['class_names'])
+    model, class_names, loaded = load_for_export(
+        settings, values['wordvecs'], values['class_names'], read_classes(values['classes'], values['classes_file']),
+        (values['text_encoder'], values['text_names'], values['prompts']))
     config, fmt = loaded.config, values['format']
     plan = ExportPlan(output=output, model_name=config.model_name, image_size=config.image_size, format=fmt,
                       opset=values['opset'], exporter=values['exporter'], tolerance=values['tolerance'],

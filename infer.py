@@ -26,7 +26,7 @@ from src_files import distributed
 from src_files.cli import flags, resolve, run
 from src_files.errors import UserError
 from src_files.export import cpu_int8
-from src_files.export.zsl_inputs import set_vocabulary
+from src_files.export.zsl_inputs import read_classes, set_vocabulary
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
 from src_files.inference import labelling
 from src_files.inference.load import is_exported, load_model, maybe_compile, precision_line, require_model_path
@@ -93,7 +93,9 @@ def main(argv=None):
     print(precision_line(settings, device), flush=True)
     loaded = load_model(settings, device)
     check_model(settings, loaded, attention)
-    class_names = set_vocabulary(loaded, settings.model_path, values['wordvecs'], values['class_names'])
+    class_names = set_vocabulary(loaded, settings.model_path, values['wordvecs'], values['class_names'],
+                                 read_classes(values['classes'], values['classes_file']),
+                                 (values['text_encoder'], values['text_names'], values['prompts']))
     config, single = loaded.config, loaded.task == SINGLE
     top_k = 5 if single and 'top_k' not in explicit else values['top_k']
     any_score = single and not values['thresholds'] and 'thr' not in explicit

@@ -16,6 +16,7 @@ from src_files.cli import flags, resolve, run
 from src_files.models import create_model
 from src_files.training.data import load_data
 from src_files.training.optimisation import describe_recipe
+from src_files.training.zero_shot import zero_shot_task
 from src_files.training.train_loop import reseed_for_init, train
 
 
@@ -32,6 +33,8 @@ def main(argv=None):
     info = distributed.setup(settings.run.device)
     task, num_classes = load_data(settings, info)
     settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model, num_classes=num_classes))
+    if settings.model.zsl:  # queries from the class names (--text-encoder), not a classifier of fixed classes
+        task, settings = zero_shot_task(task, settings)
     if info.is_main:
         print(task.describe)
         recipe = describe_recipe(settings.optim, task.kind)

@@ -19,6 +19,7 @@ from src_files.ml_decoder.ml_decoder import update_wordvecs
 from src_files.models import create_model
 from src_files.training.data import TrainTask
 from src_files.training.train_loop import reseed_for_init, train
+from src_files.training.zero_shot import text_queries
 
 
 def build_parser():
@@ -34,16 +35,26 @@ def main(argv=None):
     info = distributed.setup(settings.run.device)
     data, optim, cfg = settings.data, settings.optim, settings.model
     uint8 = uint8_batches(data.uint8_batches, info.device)
+    record = {}
+    encode = None
+    if data.text_encoder:  # the classes' queries from their names, instead of the folder's wordvec_array.pth
+        def encode(names):
+            vectors, found = text_queries(names, data)
+            record.update(found)
+            return vectors
     nus = load_nus_wide_zsl(data.root, train_transform(cfg.image_size, augment=optim.augment, uint8=uint8),
-                            val_transform(cfg.image_size, uint8))
+                            val_transform(cfg.image_size, uint8), encode)
     n_seen = len(nus.seen_classes)
     if cfg.num_classes is not None and cfg.num_classes != n_seen:
         raise UserError(f"--num-classes {cfg.num_classes} does not match the {n_seen} seen classes of {data.root} "
                         f"(leave it out: it is read from benchmark_81_v0.json)")
-    cfg = dataclasses.replace(cfg, num_classes=n_seen,
+    cfg = dataclasses.replace(cfg, num_classes=n_seen, query_dim=int(nus.train_wordvecs.shape[0]),
                               num_of_groups=n_seen if cfg.num_of_groups is None else cfg.num_of_groups)
     settings = dataclasses.replace(settings, model=cfg)
 
+    if record and info.is_main:
+        print(f"zero-shot queries: {len(nus.seen_classes) + len(nus.unseen_classes)} class names through "
+              f"{record['kind']} {record['file']} ({record['dim']}-d)")
     reseed_for_init(optim.seed)
     model = create_model(cfg, load_head=False, unsafe_load=settings.run.unsafe_load,
                          model_path='' if state is not None else settings.run.model_path)
@@ -61,8 +72,9 @@ def main(argv=None):
                      title=f"zero-shot {cfg.model_name} {cfg.image_size}px: ZSL mAP "
                            f"({len(nus.unseen_classes)} unseen classes)",
                      # (so that infer.py can label images with best.pth alone: every class's word vector and name)
-                     saved={'wordvecs': nus.gzsl_wordvecs.cpu().clone(),
-                            'wordvec_classes': list(nus.seen_classes) + list(nus.unseen_classes)})
+                     saved=dict({'wordvecs': nus.gzsl_wordvecs.cpu().clone(),
+                                 'wordvec_classes': list(nus.seen_classes) + list(nus.unseen_classes)},
+                                **({'text_encoder': record} if record else {})))
     return train(settings, info, model, task, state)
 
 

@@ -22,12 +22,14 @@ import time
 from src_files import data as datasets, distributed
 from src_files.cli import flags, resolve, run
 from src_files.data import check, load_nus_wide_zsl
+from src_files.data.nus_wide import is_nus_wide
 from src_files.data.csv_list import label_separator
 from src_files.data.formats import describe, load_datasets
 from src_files.errors import UserError
 from src_files.evaluation.predict import match_classes, multilabel_metrics, predict, topk_accuracy, unknown_note
 from src_files.evaluation.zsl import evaluate_zsl
 from src_files.export import cpu_int8
+from src_files.export.zsl_inputs import encode_for, set_vocabulary, text_encoder_of
 from src_files.files import atomic_write_text, check_writable, prepare_output_dir
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
 from src_files.inference.load import (check_finite, load_model, maybe_compile, precision_label, precision_line,
@@ -60,7 +62,14 @@ def score_zsl(values, data, model, loaded, info, transform):
     """ZSL and GZSL metrics of a zero-shot model on a NUS-WIDE folder -> (results, image views scored, seconds,
     precision)."""
     start = time.time()
-    nus = load_nus_wide_zsl(data, transform, transform)
+    encode = None
+    if values['text_encoder'] or loaded.text_record:  # (the classes' queries through the model's text encoder)
+        encoder = text_encoder_of(loaded, values['model_path'], values['text_encoder'], values['text_names'],
+                                  values['prompts'])
+
+        def encode(names):
+            return encode_for(loaded, names, encoder)
+    nus = load_nus_wide_zsl(data, transform, transform, encode)
     results = evaluate_zsl(model, nus, info, values['batch_size'], values['workers'], input_dtype=loaded.dtype,
                            channels_last=loaded.channels_last, restore_train=False,
                            check_scores=lambda scores: check_finite(scores, loaded.dtype))
@@ -87,7 +96,12 @@ def score_data(values, data, settings, model, loaded, info, transform, int8):
     if info.is_main:
         print(describe(splits) + (f"\n{checked}" if checked else ''))
     single = splits.task == SINGLE
-    columns = match_classes(loaded.class_names, splits, settings.model_path, loaded.config.num_classes)
+    if loaded.config.zsl:  # a zero-shot head scores the data's own class names, through its text encoder
+        set_vocabulary(loaded, settings.model_path, classes=splits.class_names,
+                       text=(values['text_encoder'], values['text_names'], values['prompts']))
+        columns = None
+    else:
+        columns = match_classes(loaded.class_names, splits, settings.model_path, loaded.config.num_classes)
     task = resolve_task(settings.task, loaded.meta, splits.task)
     if int8:  # --precision int8 (calibration: pixels only)
         t0 = time.time()
@@ -134,15 +148,15 @@ def print_metrics(thr, results, targets, single):
 
 def print_summary(values, settings, loaded, data, results, n_images, elapsed, info, precision):
     """The closing line (rate, model, device, dtype) and the --json file."""
-    config = loaded.config
-    unit = 'image views (ZSL + GZSL)' if config.zsl else 'images'
+    config, views = loaded.config, 'zsl' in results  # (ZSL and GZSL views of a NUS-WIDE folder)
+    unit = 'image views (ZSL + GZSL)' if views else 'images'
     print(f"{n_images} {unit} in {elapsed:.1f} s ({n_images / max(elapsed, 1e-9):.0f} {unit.split()[0]}/s"
           + (", torch.compile's compilation included" if settings.speed.compile else '') + f"), {config.model_name} "
           f"{config.image_size}px, device {info.device}, {precision}")
     if values['json']:
         payload = dict(results, model_path=settings.model_path, data=data, model_name=config.model_name,
                        image_size=config.image_size)
-        if config.zsl:  # top-K metrics: no threshold; each test image is scored in both views
+        if views:  # top-K metrics: no threshold; each test image is scored in both views
             payload['image_views'] = n_images
         elif 'top1' in results:  # single-label data: no threshold
             payload['images'] = n_images
@@ -166,7 +180,7 @@ def main(argv=None):
         data = datasets.demo_nus_root() if loaded.config.zsl else datasets.demo_coco_root()
     model = maybe_compile(loaded.model, settings.speed)
     transform = val_transform(loaded.config.image_size, uint8_batches(settings.uint8_batches, info.device))
-    if loaded.config.zsl:
+    if loaded.config.zsl and is_nus_wide(data):
         results, n_images, seconds, precision = score_zsl(values, data, model, loaded, info, transform)
     else:
         results, n_images, seconds, precision = score_data(values, data, settings, model, loaded, info, transform,

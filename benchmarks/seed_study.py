@@ -29,6 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def read_results(path):
+    """The runs a study's results.jsonl holds (none if it does not exist yet)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def parse_seeds(text):
     """'0-7' or '0,3,5' -> list of ints."""
     seeds = []
@@ -140,10 +148,7 @@ def run_study(args, runners):
     the summary."""
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, 'results.jsonl')
-    rows = []
-    if os.path.isfile(results):
-        with open(results) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_results(results)
     for seed in parse_seeds(args.seeds):
         for name, runner in runners.items():
             if any(r['runner'] == name and r['seed'] == seed for r in rows):

@@ -47,6 +47,9 @@ class DataSettings:
     val_split: Optional[str] = None  # or a share held out by hash where the data names no split
     val_csv: Optional[str] = None  # csv: the validation images' label CSV
     label_sep: Optional[str] = None  # csv tag lists: the labels' separator (None: detected)
+    text_encoder: Optional[str] = None  # zero-shot: class names -> queries (models/text_encoder.py); None: the
+    text_names: Optional[str] = None  # NUS-WIDE folder's wordvec_array.pth (train_zsl_nus.py, as published)
+    prompts: Optional[str] = None
     unknown_as_negative: bool = False  # train on unknown labels as negatives (else they add nothing to the loss)
     batch_size: int = 56  # images per step and process
     workers: int = 1  # data-loading processes per training process
@@ -68,6 +71,8 @@ class OptimSettings:
     loss: str = 'asl'  # single-label data: 'asl', 'ce' or 'bce'; multi-label data: always the published ASL
     smoothing: float = 0.0  # label smoothing of the single-label loss
     bce_target_thresh: Optional[float] = None
+    query_noise: float = 0.0  # zero-shot: Gaussian noise on the query vectors, x their RMS (0: off, as published)
+    query_drop: float = 0.0  # zero-shot: chance that a class's query is left out of a step (0: off)
     # --recipe a2 only:
     opt: Optional[str] = None  # timm optimizer name
     warmup_epochs: int = 0

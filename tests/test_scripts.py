@@ -21,6 +21,8 @@ import torch
 import infer
 import train
 import train_zsl_nus
+import app
+import export
 import validate
 from src_files.data import demo_coco_root, demo_nus_root
 from src_files.cli import run
@@ -453,7 +455,7 @@ def test_non_finite_loss_stops_with_one_line(coco, work, capfd):
     assert not (out / 'latest.pth').exists() and not (out / 'best.pth').exists()
 
 
-@pytest.mark.parametrize('module', [train, train_zsl_nus, validate, infer])
+@pytest.mark.parametrize('module', [train, train_zsl_nus, validate, infer, app, export])
 def test_help_lists_every_flag_with_its_default(module, capfd):
     parser = module.build_parser()
     with pytest.raises(SystemExit) as exit_info:

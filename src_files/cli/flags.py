@@ -357,6 +357,7 @@ def _training_parser(description, script, *, data, data_help, model_name, image_
     add_device_flag(g)
     if script == 'train.py':
         add_recipe_flags(parser)
+    add_query_flags(parser, script)
     g = parser.add_argument_group('output and resuming')
     g.add_argument('--output-dir', default=None,
                    help=f"folder for latest.pth, best.pth, metrics.csv and curves.png (default: {output_dir})")
@@ -430,6 +431,9 @@ def validate_parser(description):
                         "threshold, precision/recall/F1), summary.json, thresholds.json (for infer.py "
                         "--thresholds) and pr_curves.png; on single-label data per_class.csv (top-1 / top-5 per "
                         "class, the class it is most taken for), summary.json and confusion.png")
+    g = parser.add_argument_group('zero-shot checkpoints')
+    add_text_encoder_flags(g, " (default: the one the checkpoint records; a zero-shot checkpoint scores the data's "
+                              "class names through it)")
     add_inference_speed_flags(parser)
     return parser
 
@@ -474,7 +478,33 @@ def infer_parser(description, demo_images):
     return parser
 
 
-def add_vocabulary_flags(parser, use):
+def add_text_encoder_flags(g, use):
+    g.add_argument('--text-encoder', default=None, metavar='SPEC',
+                   help="class names -> query vectors, from local files only: a word-vector file (.vec / .txt, "
+                        "GloVe or fastText; a name is the mean of its words), a matrix (.pth / .npy, one vector per "
+                        "class of --text-names), open_clip:FOLDER (open_clip_config.json + weights) or "
+                        "open_clip:ARCH:FILE" + use)
+    g.add_argument('--text-names', default=None, metavar='FILE',
+                   help="with a matrix --text-encoder: its classes, one per line, a JSON list, or NUS-WIDE's "
+                        "benchmark_81_v0.json")
+    g.add_argument('--prompts', default=None, metavar='FILE',
+                   help="with an open_clip --text-encoder: templates averaged, one per line with {} for the name "
+                        "(default: 'a photo of a {}.' and six more)")
+
+
+def add_query_flags(parser, script):
+    g = parser.add_argument_group('zero-shot queries')
+    add_text_encoder_flags(g, " (train_zsl_nus.py default: the folder's wordvec_array.pth, as published)"
+                           if script == 'train_zsl_nus.py' else "; with --zsl 1 (needed)")
+    g.add_argument('--query-noise', type=float, default=0.0, metavar='S',
+                   help="zero-shot query augmentation: add Gaussian noise of S x the vectors' RMS to the query "
+                        "vectors at each training step (0 = off, the published recipe; BENCHMARKS.md measures it)")
+    g.add_argument('--query-drop', type=float, default=0.0, metavar='P',
+                   help="zero-shot query augmentation: leave each class's query out of a training step with "
+                        "probability P (0 = off, the published recipe)")
+
+
+def add_vocabulary_flags(parser, use, classes=True):
     """--wordvecs / --class-names: the classes a zero-shot checkpoint scores (`use`: what the script does with
     them)."""
     g = parser.add_argument_group('zero-shot checkpoints')
@@ -485,6 +515,36 @@ def add_vocabulary_flags(parser, use):
     g.add_argument('--class-names', default=None, metavar='FILE',
                    help="with --wordvecs: names of its n classes, a text file (one per line), a JSON list, or "
                         "NUS-WIDE's benchmark_81_v0.json (None = the checkpoint's names if n fits, else 0..n-1)")
+    if classes:
+        g.add_argument('--classes', default=None, metavar='"A,B,..."',
+                       help="zero-shot checkpoints: score these classes, given only as names (comma-separated), "
+                            "through the text encoder the checkpoint records (or --text-encoder)")
+        g.add_argument('--classes-file', default=None, metavar='FILE',
+                       help="as --classes, the names one per line (or a JSON list)")
+    add_text_encoder_flags(g, " (default: the one the checkpoint records)")
+
+
+def app_parser(description):
+    parser = make_parser(description)
+    _checkpoint_model_flags(parser, "checkpoint to serve: a best.pth, latest.pth, model-zoo file or an exported "
+                                    ".onnx / .pt2 (no attention maps); required unless --demo")
+    g = parser.add_argument_group('labels')
+    g.add_argument('--demo', action='store_true', default=False,
+                   help="serve the demo checkpoint, outputs/demo/best.pth (trained first with train.py --demo if "
+                        "missing), with demo images as examples")
+    add_threshold_flag(g, help="the threshold slider's starting value")
+    g.add_argument('--thresholds', default=None, metavar='FILE',
+                   help="per-class thresholds (validate.py --report's thresholds.json): a 'use tuned thresholds' box")
+    g.add_argument('--top-k', type=int, default=20, help="show at most this many labels per image")
+    add_device_flag(g)
+    g = parser.add_argument_group('zero-shot checkpoints')
+    add_text_encoder_flags(g, " (default: the one the checkpoint records)")
+    g = parser.add_argument_group('server')
+    g.add_argument('--host', default='127.0.0.1', help="address to serve on (127.0.0.1: this machine only)")
+    g.add_argument('--port', type=int, default=7860, help="port to serve on")
+    g.add_argument('--max-file-size', default='25mb', help="largest upload accepted (Gradio's size string)")
+    add_inference_speed_flags(parser)
+    return parser
 
 
 def export_parser(description):

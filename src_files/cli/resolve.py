@@ -32,9 +32,9 @@ LOG = logging.getLogger(__name__)
 # Settings that define the run: taken from latest.pth on --resume; giving a different value is an error for
 # the STRUCTURAL ones (the result would not be the run that was started).
 STRUCTURAL_KEYS = MODEL_FIELDS + ('epochs', 'batch_size', 'lr', 'weight_decay', 'ema_decay', 'seed', 'no_aug',
-                                  'unknown_as_negative') + RECIPE_KEYS
+                                  'unknown_as_negative', 'query_noise', 'query_drop') + RECIPE_KEYS
 RUN_KEYS = STRUCTURAL_KEYS + ('data', 'data_format', 'train_split', 'val_split', 'val_csv', 'label_sep', 'model_path',
-                              'demo', 'amp')
+                              'demo', 'amp', 'text_encoder', 'text_names', 'prompts')
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -65,8 +65,14 @@ def train_settings(values, explicit, script):
         note = ckpt.refuse_to_overwrite(values['output_dir'], allow_unfinished_first_epoch=values['resume'] == 'auto')
         if note and os.environ.get('RANK', '0') == '0':
             LOG.info(note)
-    if script == 'train.py' and values['zsl']:
-        raise UserError("--zsl 1 needs word vectors: use train_zsl_nus.py for zero-shot training")
+    if script == 'train.py' and values['zsl'] and not values.get('text_encoder'):
+        raise UserError("train.py --zsl 1 builds its queries from the class names: give --text-encoder (a word-vector "
+                        "file, a matrix with --text-names, or open_clip:...; Datasets.md, 'Open-vocabulary labels'), "
+                        "or train on NUS-WIDE's word vectors with train_zsl_nus.py")
+    if not values['zsl'] and (values.get('text_encoder') or values.get('query_noise') or values.get('query_drop')):
+        raise UserError("--text-encoder, --query-noise and --query-drop are for zero-shot training (--zsl 1)")
+    if not (values.get('query_noise') or 0) >= 0 or not 0 <= (values.get('query_drop') or 0) < 1:
+        raise UserError("--query-noise must be 0 or more and --query-drop between 0 and 1 (0 = off)")
     if script == 'train_zsl_nus.py':
         if not values['zsl']:
             raise UserError("train_zsl_nus.py trains zero-shot models (--zsl 1); use train.py for --zsl 0")
@@ -122,10 +128,12 @@ def build_train_settings(values, task, script):
         loss=v.get('loss') or 'asl', smoothing=v.get('smoothing') or 0.0, bce_target_thresh=v.get('bce_target_thresh'),
         opt=v.get('opt'), warmup_epochs=v.get('warmup_epochs') or 0, mixup=v.get('mixup') or 0.0,
         cutmix=v.get('cutmix') or 0.0, aug_repeats=v.get('aug_repeats') or 1, rand_aug=v.get('rand_aug') or 'none',
-        drop_path=v.get('drop_path') or 0.0)
+        drop_path=v.get('drop_path') or 0.0, query_noise=v.get('query_noise') or 0.0,
+        query_drop=v.get('query_drop') or 0.0)
     data = DataSettings(root=v['data'], format=v.get('data_format', 'nus_wide'), task=task,
                         train_split=v.get('train_split'), val_split=v.get('val_split'), val_csv=v.get('val_csv'),
                         label_sep=label_separator(v['label_sep']) if v.get('label_sep') else None,
+                        text_encoder=v.get('text_encoder'), text_names=v.get('text_names'), prompts=v.get('prompts'),
                         unknown_as_negative=v.get('unknown_as_negative', False), batch_size=v['batch_size'],
                         workers=v['workers'], uint8_batches=v['uint8_batches'],
                         check_images=v.get('check_images', 'auto'), skip_bad_images=v.get('skip_bad_images', False))

@@ -104,6 +104,22 @@ def _write_coco(root, num_train, num_val):
                        'annotations': annotations, 'categories': categories}, f)
 
 
+def demo_word_vectors(seed=2):
+    """{word: 300-d vector} of the demo's colour and shape words, the ones demo_wordvecs composes its classes of."""
+    rng = np.random.RandomState(seed)
+    colour_vecs = dict(zip(COLOURS, rng.normal(size=(len(COLOURS), 300))))
+    shape_vecs = dict(zip(SHAPES, rng.normal(size=(len(SHAPES), 300))))
+    return dict(colour_vecs, **shape_vecs)
+
+
+def write_word_vector_file(path, vectors):
+    """A word-vector text file (`word v1 ... vd` per line, as GloVe and fastText's .vec) of {word: vector}."""
+    with open(path, 'w', encoding='utf-8') as f:
+        for word, vector in vectors.items():
+            f.write(word + ' ' + ' '.join(f'{v:.7g}' for v in vector) + '\n')
+    return path
+
+
 def demo_wordvecs(seed=2):
     """[300, 16] word vectors in sorted class-name order: colour vector + shape vector + small noise, unit norm."""
     rng = np.random.RandomState(seed)

@@ -122,14 +122,23 @@ def _select(entries, data_dir, split, class_index):
     return paths, label_ids
 
 
-def load_nus_wide_zsl(data_dir, train_transform, val_transform):
-    """Train / zsl-val / gzsl-val sets and word vectors of the NUS-WIDE zsl folder `data_dir`."""
+def is_nus_wide(data_dir):
+    """Whether `data_dir` is a NUS-WIDE zsl folder (it holds benchmark_81_v0.json)."""
+    return os.path.isfile(os.path.join(data_dir, 'benchmark_81_v0.json'))
+
+
+def load_nus_wide_zsl(data_dir, train_transform, val_transform, encode=None):
+    """Train / zsl-val / gzsl-val sets and word vectors of the NUS-WIDE zsl folder `data_dir`; `encode` (names ->
+    [d, n], a text encoder's) replaces wordvec_array.pth, which need not then be there."""
     require_dir(data_dir, "NUS-WIDE data folder",
                 "pass the folder holding data.csv, benchmark_81_v0.json, wordvec_array.pth and the images")
     entries = read_data_csv(os.path.join(data_dir, 'data.csv'))
     seen, unseen = read_benchmark(os.path.join(data_dir, 'benchmark_81_v0.json'))
     all_classes = sorted(seen + unseen)  # the column order of wordvec_array.pth
-    wordvecs = read_wordvecs(os.path.join(data_dir, 'wordvec_array.pth'), len(all_classes))
+    if encode is None:
+        wordvecs = read_wordvecs(os.path.join(data_dir, 'wordvec_array.pth'), len(all_classes))
+    else:
+        wordvecs = encode(all_classes)
     column = {name: i for i, name in enumerate(all_classes)}
     gzsl = seen + unseen
 

@@ -54,7 +54,8 @@ class Loaded:
     channels_last: bool = False
     meta: dict = field(default_factory=dict)
     task: str = MULTI
-    vocabulary: Optional[tuple] = None  # zero-shot: (word vectors [300, n], their n class names) the file records
+    vocabulary: Optional[tuple] = None  # zero-shot: (word vectors [d, n], their n class names) the file records
+    text_record: Optional[dict] = None  # zero-shot: the text encoder the file was trained with (text_encoder.py)
 
 
 def is_exported(model_path):
@@ -173,13 +174,14 @@ def load_model(settings: InferenceSettings, device, data_task=None):
         torch.backends.cudnn.benchmark = bool(settings.speed.cudnn_benchmark)
     set_head_impl(model, settings.speed.head_impl)
     return Loaded(model=model, config=config, class_names=class_names, dtype=dtype, channels_last=channels_last,
-                  meta=meta, task=resolve_task(settings.task, meta, data_task), vocabulary=_vocabulary(extras))
+                  meta=meta, task=resolve_task(settings.task, meta, data_task), vocabulary=_vocabulary(extras),
+                  text_record=extras.get('text_encoder') if isinstance(extras.get('text_encoder'), dict) else None)
 
 
 def _vocabulary(extras):
-    """(word vectors [300, n], n class names) a zero-shot best.pth records, or None."""
+    """(word vectors [d, n], n class names) a zero-shot best.pth records, or None."""
     vectors, names = extras.get('wordvecs'), extras.get('wordvec_classes')
-    if isinstance(vectors, torch.Tensor) and vectors.dim() == 2 and vectors.shape[0] == 300 and \
+    if isinstance(vectors, torch.Tensor) and vectors.dim() == 2 and \
             isinstance(names, (list, tuple)) and len(names) == vectors.shape[1]:
         return vectors.float(), [str(n) for n in names]
     return None

@@ -90,7 +90,7 @@ class MLDecoder(nn.Module):
     3-d inputs are tokens [N, L, C]."""
 
     def __init__(self, num_classes, num_of_groups=-1, decoder_embedding=768, initial_num_features=2048, zsl=0,
-                 input_fmt='NCHW'):
+                 input_fmt='NCHW', query_dim=300):
         super().__init__()
         num_groups = 100 if num_of_groups < 0 else num_of_groups
         num_groups = min(num_groups, num_classes)
@@ -118,10 +118,13 @@ class MLDecoder(nn.Module):
         decoder.embed_standart = embed_standart
         self.decoder = decoder
         if self.zsl:
-            # Queries come from the word vectors of the classes being scored ([n, 300]); set at run time by
-            # update_wordvecs. A non-persistent buffer follows .to()/.half() and stays out of the state dict.
+            # Queries come from the word vectors (or text embeddings, `query_dim` wide: 300 as published) of the
+            # classes being scored ([n, query_dim]); set at run time by update_wordvecs. A non-persistent buffer
+            # follows .to()/.half() and stays out of the state dict. (As published, no projection when the widths
+            # are equal.)
             decoder.register_buffer('query_embed', None, persistent=False)
-            self.wordvec_proj = nn.Linear(300, embed_dim) if embed_dim != 300 else nn.Identity()
+            self.query_dim = query_dim
+            self.wordvec_proj = nn.Linear(query_dim, embed_dim) if embed_dim != query_dim else nn.Identity()
             decoder.duplicate_pooling = nn.Parameter(torch.empty(embed_dim, 1))
             decoder.duplicate_pooling_bias = nn.Parameter(torch.empty(1))
             self.duplicate_factor = 1
@@ -191,7 +194,8 @@ def set_head_impl(model, impl):
 
 
 def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
-    """Set the word vectors ([300, n], as in `wordvec_array.pth`) that a zero-shot head scores.
+    """Set the word vectors ([300, n], as in `wordvec_array.pth`; [query_dim, n] for a head of another width) that a
+    zero-shot head scores.
 
     Like the published helper: the train vectors if given, else the test vectors. They are stored transposed
     ([n, 300]) on the head, on the device and in the dtype of the head's parameters.
@@ -199,12 +203,12 @@ def update_wordvecs(model, train_wordvecs=None, test_wordvecs=None):
     wordvecs = train_wordvecs if train_wordvecs is not None else test_wordvecs
     if wordvecs is None:
         raise ValueError('update_wordvecs needs train_wordvecs or test_wordvecs')
-    if wordvecs.dim() != 2 or wordvecs.shape[0] != 300:
-        raise ValueError(f'word vectors must be [300, n], got {list(wordvecs.shape)}')
     heads = [h for h in _ml_decoders(model) if h.zsl]
     if not heads:
         raise ValueError('update_wordvecs: the model has no zero-shot ML-Decoder head (zsl=1)')
     for head in heads:
+        if wordvecs.dim() != 2 or wordvecs.shape[0] != head.query_dim:
+            raise ValueError(f'word vectors must be [{head.query_dim}, n], got {list(wordvecs.shape)}')
         ref = head.decoder.duplicate_pooling
         head.decoder.query_embed = wordvecs.t().to(device=ref.device, dtype=ref.dtype).contiguous()
     return model
@@ -215,7 +219,7 @@ def feature_format(model):
     return 'NHWC' if getattr(model, 'output_fmt', 'NCHW') == 'NHWC' else 'NCHW'
 
 
-def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0):
+def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embedding=768, zsl=0, query_dim=300):
     """Replace a model's classifier by an ML-Decoder, as the published helper did, for timm-style models.
 
     The classifier slot is `fc` (ResNets) or `classifier` (EfficientNets) beside a `global_pool`, or `head`
@@ -233,7 +237,8 @@ def add_ml_decoder_head(model, num_classes=-1, num_of_groups=-1, decoder_embeddi
     if num_classes == -1:
         num_classes = model.num_classes
     head = MLDecoder(num_classes=num_classes, num_of_groups=num_of_groups, decoder_embedding=decoder_embedding,
-                     initial_num_features=model.num_features, zsl=zsl, input_fmt=feature_format(model))
+                     initial_num_features=model.num_features, zsl=zsl, input_fmt=feature_format(model),
+                     query_dim=query_dim)
     if isinstance(getattr(model, 'global_pool', None), str):
         model.global_pool = ''
     elif hasattr(model, 'global_pool'):

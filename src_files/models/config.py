@@ -27,6 +27,7 @@ class ModelConfig:
     num_of_groups: int = -1  # ML-Decoder query groups (-1: min(100, num_classes))
     decoder_embedding: int = 768
     zsl: int = 0  # 1: zero-shot head, whose queries are the classes' word vectors
+    query_dim: int = 300  # zero-shot: the width of those vectors (300 as published; a text encoder's width)
     image_size: Optional[int] = None  # input size (TResNet: a multiple of 4, at least 20; ViTs: their img_size)
 
     @classmethod

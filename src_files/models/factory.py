@@ -72,12 +72,13 @@ def create_model(config=None, load_head=False, model_path='', unsafe_load=False,
         model = TRESNETS[name](num_classes=num_classes)
         if cfg.use_ml_decoder:
             add_ml_decoder_head(model, num_classes=num_classes, num_of_groups=cfg.num_of_groups,
-                                decoder_embedding=cfg.decoder_embedding, zsl=cfg.zsl)
+                                decoder_embedding=cfg.decoder_embedding, zsl=cfg.zsl, query_dim=cfg.query_dim)
     elif cfg.use_ml_decoder:
         body = _timm_backbone(name, cfg.image_size, drop_path_rate or 0.0, num_classes=0,
                               global_pool='')
         head = MLDecoder(num_classes, num_of_groups=cfg.num_of_groups, decoder_embedding=cfg.decoder_embedding,
-                         initial_num_features=body.num_features, zsl=cfg.zsl, input_fmt=feature_format(body))
+                         initial_num_features=body.num_features, zsl=cfg.zsl, input_fmt=feature_format(body),
+                         query_dim=cfg.query_dim)
         model = TimmWithMLDecoder(body, head)
     else:
         model = _timm_backbone(name, cfg.image_size, drop_path_rate or 0.0, num_classes=num_classes)
@@ -171,7 +172,7 @@ def _as_body_and_head(state_dict, own):
 
 def head_shape(state_dict):
     """The ModelConfig fields that the state dict determines: use_ml_decoder, num_classes, num_of_groups,
-    decoder_embedding, zsl (only those its head tensors fix)."""
+    decoder_embedding, zsl, query_dim (only those its head tensors fix)."""
     out = {}
     for prefix in ('head.decoder.', 'fc.decoder.'):
         if prefix + 'duplicate_pooling' in state_dict:
@@ -180,6 +181,8 @@ def head_shape(state_dict):
             if pool.dim() == 2:  # zsl: [D, 1]
                 out['zsl'] = 1
                 out['decoder_embedding'] = int(pool.shape[0])
+                proj = state_dict.get(prefix.replace('decoder.', 'wordvec_proj.weight'))
+                out['query_dim'] = int(proj.shape[1]) if proj is not None else out['decoder_embedding']
             else:
                 out['zsl'] = 0
                 out['num_of_groups'] = int(pool.shape[0])

@@ -6,4 +6,5 @@ data          the training data: splits as a TrainTask, the seeded training load
 checkpoint    latest.pth (everything to resume exactly) and best.pth (model-zoo format); RNG states
 seeds         every random stream of a run, derived from --seed
 speed         speed switches beside the model: device, memory format, compile, DistributedDataParallel
+zero_shot     zero-shot queries from the class names (--text-encoder) and query augmentation
 """

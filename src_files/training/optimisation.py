@@ -25,6 +25,7 @@ from src_files.helper_functions.optim import add_weight_decay
 from src_files.loss_functions.losses import ASLSingleLabel, AsymmetricLoss
 from src_files.settings import SINGLE, OptimSettings
 from src_files.training.checkpoint import cpu_state_dict
+from src_files.training.zero_shot import QueryDrop, add_query_noise
 
 
 @dataclass
@@ -75,7 +76,11 @@ def build_optimisation(model, optim: OptimSettings, steps_per_epoch, amp='off', 
     if scaler.is_enabled():  # the scaler skips the steps whose gradients overflow: expected, as published
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before')
     criterion = build_loss(optim, task, unknown_as_negative)
+    if optim.query_drop:  # zero-shot query augmentation (off in the published recipe)
+        criterion = QueryDrop(criterion, optim.query_drop)
     ema = ModelEma(model, optim.ema_decay)
+    if optim.query_noise:  # (after the EMA copy: evaluation never sees the noise)
+        add_query_noise(model, optim.query_noise)
     if optim.recipe != 'a2':
         optimizer = torch.optim.Adam(add_weight_decay(model, optim.weight_decay), lr=optim.lr, weight_decay=0,
                                      **({'fused': True} if fused else {}))
