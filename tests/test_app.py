@@ -74,3 +74,15 @@ def test_the_page_labels_as_infer_does_draws_maps_and_names_a_corrupt_upload(tmp
     finally:
         process.terminate()
         process.wait(timeout=30)
+    assert process.returncode is not None
+    # In Python, without a server: the same labels, and tuned per-class thresholds (validate.py --report's file)
+    import torch
+    from src_files.inference.page import Labeller
+    from src_files.models.config import ModelConfig
+    from src_files.settings import InferenceSettings
+    top = expected['labels'][0]
+    (tmp_path / 'thresholds.json').write_text(json.dumps({top: 1.0}))  # (its label, never above 1)
+    labeller = Labeller(InferenceSettings(model=ModelConfig(), model_path=str(run / 'best.pth')), torch.device('cpu'),
+                        thr=0.3, thresholds_file=str(tmp_path / 'thresholds.json'))
+    assert [n for n, _ in labeller.label(str(image))['labels']] == expected['labels']
+    assert [n for n, _ in labeller.label(str(image), tuned=True)['labels']] == expected['labels'][1:]

@@ -18,9 +18,9 @@ from src_files.data.files import load_rgb
 from src_files.errors import UserError
 from src_files.export.zsl_inputs import set_vocabulary
 from src_files.helper_functions.augmentations import uint8_batches, val_transform
-from src_files.inference.labelling import LabelJob, score_batch, thresholds_per_class
+from src_files.inference.labelling import LabelJob, score_batch
 from src_files.inference.load import is_exported, load_model
-from src_files.inference.predictions import pick_labels
+from src_files.inference.predictions import pick_labels, read_thresholds
 from src_files.ml_decoder.attention import class_queries, find_head
 from src_files.settings import SINGLE
 
@@ -43,9 +43,16 @@ class Labeller:
             else find_head(self.loaded.model)
 
     def _tuned(self):
+        """The --thresholds file's per-class thresholds (--thr for the classes it leaves out), None without one or
+        when it names classes this model does not score (zero-shot classes changed on the page)."""
         if not self.thresholds_file:
             return None
-        return thresholds_per_class(self.class_names, self.thr, self.thresholds_file)
+        try:
+            return read_thresholds(self.thresholds_file, self.class_names, self.thr)[0]
+        except UserError:
+            if self.zero_shot:
+                return None
+            raise
 
     @property
     def zero_shot(self):
