@@ -163,16 +163,15 @@ def load_datasets(data_dir, data_format='auto', train_transform=None, val_transf
     if data_format == 'csv':
         return _csv(data_dir, train_transform, val_transform, need_train, train_split, val_split, val_csv,
                     label_sep)
-    if data_format in ('voc', 'yolo'):
-        if data_format == 'voc':
-            train, val, class_names, held_out, assignment = voc.voc_datasets(
-                data_dir, train_transform, val_transform, train_split, val_split, need_train)
-            layout = ''
-        else:
-            train, val, class_names, held_out, assignment, layout = yolo.yolo_datasets(
-                data_dir, train_transform, val_transform, train_split, val_split, need_train)
-        return DataSplits(train, val, data_format, class_names, list(class_names), layout=layout,
-                          held_out=held_out, assignment=assignment)
+    if data_format == 'voc':
+        train, val, class_names, held_out, assignment = voc.voc_datasets(
+            data_dir, train_transform, val_transform, train_split, val_split, need_train)
+        return DataSplits(train, val, 'voc', class_names, list(class_names), held_out=held_out, assignment=assignment)
+    if data_format == 'yolo':
+        train, val, class_names, held_out, assignment, layout = yolo.yolo_datasets(
+            data_dir, train_transform, val_transform, train_split, val_split, need_train)
+        return DataSplits(train, val, 'yolo', class_names, list(class_names), layout=layout, held_out=held_out,
+                          assignment=assignment)
     if val_share(val_split) is None:
         _check_splits(data_format, train_split, val_split)
     else:
