@@ -25,8 +25,10 @@ import os
 import shutil
 import tempfile
 
+import train
 from src_files import distributed
 from src_files.cli import flags, resolve, run
+from src_files.data import demo_coco_root
 from src_files.errors import UserError
 from src_files.export.zsl_inputs import read_classes
 from src_files.inference.load import precision_line
@@ -45,7 +47,6 @@ def demo_checkpoint(settings):
     """--demo: the demo run's best.pth, trained first (train.py --demo, a few minutes on a CPU) if missing."""
     if os.path.isfile(settings.model_path):
         return
-    import train  # (only then: the training script)
     print(f"note: {settings.model_path} is missing: training the demo model first (train.py --demo, a few minutes "
           f"on a CPU)", flush=True)
     if train.main(['--demo']) != 0:
@@ -150,7 +151,6 @@ def main(argv=None):
                         top_k=values['top_k'], text=(values['text_encoder'], values['text_names'], values['prompts']))
     examples = []
     if values['demo']:
-        from src_files.data import demo_coco_root
         folder = os.path.join(demo_coco_root(), 'val2014')
         examples = [os.path.join(folder, n) for n in sorted(os.listdir(folder))[:DEMO_EXAMPLES]]
     uploads = tempfile.mkdtemp(prefix='ml_decoder_page_')  # (Gradio keeps uploads here; removed at exit)
