@@ -72,10 +72,9 @@ class Page:
         for image in images:
             name = os.path.basename(image) if isinstance(image, str) else 'webcam / pasted image'
             try:
-                result = self.labeller.label(image, thr, tuned)
-                if self.labeller.head is not None:
-                    maps += [(picture, f"{name}: {caption}" if len(images) > 1 else caption)
-                             for picture, caption in self.labeller.attention(image, thr, tuned)]
+                result = self.labeller.label(image, thr, tuned, maps=self.labeller.head is not None)
+                maps += [(picture, f"{name}: {caption}" if len(images) > 1 else caption)
+                         for picture, caption in result.get('maps', [])]
             except UserError as error:
                 problems.append(str(error).replace(os.path.dirname(str(image)) + os.sep, ''))
                 continue

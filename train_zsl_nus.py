@@ -19,7 +19,7 @@ from src_files.ml_decoder.ml_decoder import update_wordvecs
 from src_files.models import create_model
 from src_files.training.data import TrainTask
 from src_files.training.train_loop import reseed_for_init, train
-from src_files.training.zero_shot import text_queries
+from src_files.training.zero_shot import queries, text_encoder
 
 
 def build_parser():
@@ -35,15 +35,11 @@ def main(argv=None):
     info = distributed.setup(settings.run.device)
     data, optim, cfg = settings.data, settings.optim, settings.model
     uint8 = uint8_batches(data.uint8_batches, info.device)
-    record = {}
-    encode = None
-    if data.text_encoder:  # the classes' queries from their names, instead of the folder's wordvec_array.pth
-        def encode(names):
-            vectors, found = text_queries(names, data)
-            record.update(found)
-            return vectors
+    encoder = text_encoder(data)  # (the classes' queries from their names, instead of wordvec_array.pth)
     nus = load_nus_wide_zsl(data.root, train_transform(cfg.image_size, augment=optim.augment, uint8=uint8),
-                            val_transform(cfg.image_size, uint8), encode)
+                            val_transform(cfg.image_size, uint8),
+                            (lambda names: queries(names, encoder)) if encoder else None)
+    record = encoder.record(nus.train_wordvecs.shape[0]) if encoder else None
     n_seen = len(nus.seen_classes)
     if cfg.num_classes is not None and cfg.num_classes != n_seen:
         raise UserError(f"--num-classes {cfg.num_classes} does not match the {n_seen} seen classes of {data.root} "

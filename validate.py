@@ -89,10 +89,9 @@ def score_data(values, data, settings, model, loaded, info, transform, int8):
     start = time.time()
     splits = load_datasets(data, values['data_format'], None, transform, train_split=values['train_split'],
                            val_split=values['val_split'], need_train=False, val_csv=values['val_csv'],
-                           label_sep=label_separator(values['label_sep']) if values['label_sep'] else None)
-    checked = ''
-    if check.wanted(values['check_images'], splits):
-        splits, checked = check.check_images(splits, values['workers'], values['skip_bad_images'])
+                           label_sep=label_separator(values['label_sep']))
+    splits, checked = check.check_if_wanted(values['check_images'], splits, values['workers'],
+                                            values['skip_bad_images'])
     if info.is_main:
         print(describe(splits) + (f"\n{checked}" if checked else ''))
     single = splits.task == SINGLE

@@ -4,7 +4,8 @@
 
 Measured: seconds from starting app.py to its port being served and to the page answering (HTTP 200); then per
 image, through gradio_client's /label endpoint (labels, every score and the attention map of each label), and
-through src_files/inference/page.py's Labeller in this process (labels only, and labels + maps), each image once
+through src_files/inference/page.py's Labeller in this process (labels only, and labels with maps from the same
+forward), each image once
 after two warm-up calls. The images are the demo's validation images (256 px JPEGs).
 """
 import argparse
@@ -58,14 +59,14 @@ def main(argv=None):
     labeller = Labeller(InferenceSettings(model=ModelConfig(), model_path=args.model_path), torch.device('cpu'),
                         thr=0.5)
     direct = timed(labeller.label, images)
-    with_maps = timed(lambda p: (labeller.label(p), labeller.attention(p)), images)
+    with_maps = timed(lambda p: labeller.label(p, maps=True), images)
     print(f"torch threads {torch.get_num_threads()}, {len(images)} images")
     print("| what | ms per image (median) | max |\n|---|---:|---:|")
     print(f"| start-up: port served | {1000 * served:.0f} | |")
     print(f"| start-up: page answered (HTTP 200) | {1000 * page:.0f} | |")
     for name, (median, most) in (('gradio_client /label (labels, scores, maps)', api),
                                  ('Labeller.label, in process', direct),
-                                 ('Labeller.label + attention, in process', with_maps)):
+                                 ('Labeller.label(maps=True), in process', with_maps)):
         print(f"| {name} | {median:.0f} | {most:.0f} |")
     return 0
 

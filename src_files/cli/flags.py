@@ -482,8 +482,8 @@ def add_text_encoder_flags(g, use):
     g.add_argument('--text-encoder', default=None, metavar='SPEC',
                    help="class names -> query vectors, from local files only: a word-vector file (.vec / .txt, "
                         "GloVe or fastText; a name is the mean of its words), a matrix (.pth / .npy, one vector per "
-                        "class of --text-names), open_clip:FOLDER (open_clip_config.json + weights) or "
-                        "open_clip:ARCH:FILE" + use)
+                        "class of --text-names), open_clip:FOLDER (an open_clip model folder: its config and "
+                        "weights) or open_clip:ARCH:FILE" + use)
     g.add_argument('--text-names', default=None, metavar='FILE',
                    help="with a matrix --text-encoder: its classes, one per line, a JSON list, or NUS-WIDE's "
                         "benchmark_81_v0.json")

@@ -132,7 +132,7 @@ def build_train_settings(values, task, script):
         query_drop=v.get('query_drop') or 0.0)
     data = DataSettings(root=v['data'], format=v.get('data_format', 'nus_wide'), task=task,
                         train_split=v.get('train_split'), val_split=v.get('val_split'), val_csv=v.get('val_csv'),
-                        label_sep=label_separator(v['label_sep']) if v.get('label_sep') else None,
+                        label_sep=label_separator(v.get('label_sep')),
                         text_encoder=v.get('text_encoder'), text_names=v.get('text_names'), prompts=v.get('prompts'),
                         unknown_as_negative=v.get('unknown_as_negative', False), batch_size=v['batch_size'],
                         workers=v['workers'], uint8_batches=v['uint8_batches'],

@@ -55,6 +55,11 @@ def wanted(mode, splits):
     return mode == 'on' or (mode == 'auto' and size <= AUTO_LIMIT)
 
 
+def check_if_wanted(mode, splits, workers, skip=False):
+    """check_images where --check-images `mode` asks for it -> (splits, a line saying what was done, or '')."""
+    return check_images(splits, workers, skip) if wanted(mode, splits) else (splits, '')
+
+
 def check_images(splits, workers, skip=False):
     """`splits` with every image decoded once: a UserError naming the unreadable ones, or (skip) `splits` without
     them; -> (splits, a line saying what was done)."""

@@ -6,7 +6,7 @@ import csv
 import os
 
 from src_files.data.files import check_images_exist, require_dir, require_file
-from src_files.data.holdout import DEFAULT_SHARE, assignment_rows, held_out_line, split_by_hash, val_share
+from src_files.data.holdout import hold_out, val_share
 from src_files.data.image_list import ImageList, relative_ids
 from src_files.data.labels import is_list_cell, parse_label_list
 from src_files.errors import UserError
@@ -58,7 +58,9 @@ SEPARATOR_NAMES = {';': "';'", '|': "'|'", ',': "',' (quoted cells)", ' ': "spac
 
 
 def label_separator(value):
-    """The separator character of --label-sep `value` (';', '|', ',', or 'space')."""
+    """The separator character of --label-sep `value` (';', '|', ',', or 'space'); None for None (detected)."""
+    if value is None:
+        return None
     sep = ' ' if value in ('space', 'spaces', ' ') else value
     if sep not in SEPARATOR_NAMES:
         raise UserError(f"--label-sep {value!r}: choose ';', '|', ',' or space")
@@ -248,14 +250,21 @@ def single_csv(data_dir):
     return found[0] if len(found) == 1 and len(_csv_files(data_dir)) == 1 else None
 
 
+def _folder_csvs(folder):
+    """(training CSV, validation CSV or None for one file of all images) that a folder holds: train.csv + val.csv,
+    per-split folders with one CSV each, or one CSV; None if none of these."""
+    pair = os.path.join(folder, 'train.csv'), os.path.join(folder, 'val.csv')
+    if all(os.path.isfile(f) for f in pair):
+        return pair
+    one = single_csv(folder)
+    return split_folder_csvs(folder) or ((one, None) if one else None)
+
+
 def is_csv_data(data):
-    """Whether `data` is a label CSV file, or a folder with train.csv + val.csv, per-split folders with one CSV
-    each, or one CSV."""
+    """Whether `data` is a label CSV file, or a folder holding label CSVs (_folder_csvs)."""
     if os.path.isfile(data):
         return data.lower().endswith('.csv')
-    return os.path.isdir(data) and bool(
-        all(os.path.isfile(os.path.join(data, f)) for f in ('train.csv', 'val.csv')) or split_folder_csvs(data)
-        or single_csv(data))
+    return os.path.isdir(data) and _folder_csvs(data) is not None
 
 
 def csv_files(data, val_csv=None):
@@ -263,19 +272,13 @@ def csv_files(data, val_csv=None):
     if os.path.isfile(data):
         return data, val_csv
     require_dir(data, "CSV data folder", "pass a folder holding train.csv and val.csv, or one label CSV file")
-    pair = os.path.join(data, 'train.csv'), os.path.join(data, 'val.csv')
-    if all(os.path.isfile(f) for f in pair):
-        return pair[0], val_csv or pair[1]
-    folders = split_folder_csvs(data)
-    if folders:
-        return folders[0], val_csv or folders[1]
-    one = single_csv(data)
-    if one is None:
+    found = _folder_csvs(data)
+    if found is None:
         found = _csv_files(data)
         listed = ': ' + ', '.join(map(os.path.basename, found[:4])) if found else ''
         raise UserError(f"{data} holds {len(found) or 'no'} CSV files{listed}; name them train.csv and val.csv, or "
                         f"pass the one file for all images with --data FILE.csv")
-    return one, val_csv
+    return found[0], val_csv or found[1]
 
 
 def _split_rows(path, rows, train_split, val_split):
@@ -328,14 +331,11 @@ def csv_splits(data, val_csv=None, train_split=None, val_split=None, label_sep=N
         if val_split is not None and val_share(val_split) is None:
             raise UserError(f"--val-split {val_split}: {train_file} has no split column to name; give a share of "
                             f"the images (e.g. 0.1), or add a 'split' column")
-        share = val_share(val_split) or DEFAULT_SHARE
         images = list(dict.fromkeys(image for _, image, *_ in rows))
-        train_ids, val_ids = split_by_hash(images, share, train_file)
+        _, val_ids, line, assignment = hold_out(images, val_split, train_file)
         held = {images[i] for i in val_ids}
         train_rows = [row for row in rows if row[1] not in held]
         val_rows = [row for row in rows if row[1] in held]
-        line = held_out_line(share, len(val_ids), len(images), val_split is not None)
-        assignment = assignment_rows([images[i] for i in train_ids], [images[i] for i in val_ids])
     return dict(train=(train_file, root, (train_rows, layout, header_classes)),
                 val=(train_file, root, (val_rows, layout, header_classes)), classes=classes,
                 classes_from=f"the label file {train_file}", held_out=line, assignment=assignment)

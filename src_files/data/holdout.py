@@ -53,16 +53,15 @@ def split_by_hash(keys, share, where):
     return train, val
 
 
-def held_out_line(share, n_val, n_total, given):
-    """What the data line says about a split made by hash."""
-    how = f"--val-split {share:g}" if given else f"the default --val-split {share:g}"
-    return (f"validation: {n_val} of {n_total} images held out by a hash of their path ({how}; the same images on "
-            f"every run, listed in {SPLIT_FILE} of the output folder)")
-
-
-def assignment_rows(train_ids, val_ids):
-    """The rows of split.csv: (image, 'train' | 'val')."""
-    return [(i, 'train') for i in train_ids] + [(i, 'val') for i in val_ids]
+def hold_out(keys, val_split, where):
+    """(training indices, validation indices, the data line's words on it, split.csv rows (image, 'train' | 'val'))
+    of the images named `keys`, split by --val-split `val_split` (a share; None: DEFAULT_SHARE)."""
+    share = val_share(val_split) or DEFAULT_SHARE
+    train, val = split_by_hash(keys, share, where)
+    how = f"--val-split {share:g}" if val_split is not None else f"the default --val-split {share:g}"
+    line = (f"validation: {len(val)} of {len(keys)} images held out by a hash of their path ({how}; the same images "
+            f"on every run, listed in {SPLIT_FILE} of the output folder)")
+    return train, val, line, [(keys[i], 'train') for i in train] + [(keys[i], 'val') for i in val]
 
 
 def write_split_file(out_dir, rows):

@@ -10,7 +10,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from src_files.data.files import require_dir, require_file
-from src_files.data.holdout import DEFAULT_SHARE, assignment_rows, held_out_line, split_by_hash, val_share
+from src_files.data.holdout import hold_out, val_share
 from src_files.data.image_list import ImageList, relative_ids
 from src_files.errors import UserError
 
@@ -121,7 +121,7 @@ def voc_dataset(data_dir, split_file, ids, annotations, class_names, transform=N
     return dataset
 
 
-def _split_by_hash(data_dir, share, given, train_split):
+def _split_by_hash(data_dir, val_split, train_split):
     """(train part, val part, held-out line, split.csv rows) of the images of a VOC folder without ImageSets/Main
     (every annotation file), or of its training split when --val-split is a share."""
     main = os.path.join(data_dir, FOLDERS[2])
@@ -134,12 +134,11 @@ def _split_by_hash(data_dir, share, given, train_split):
             raise UserError(f"{folder} holds no .xml annotation; {_HINT}")
     _, ids, annotations = annotations_of(data_dir, split_file, ids)
     keys = relative_ids(_image_paths(data_dir, split_file, ids, annotations), data_dir)
-    train_idx, val_idx = split_by_hash(keys, share, data_dir)
+    train_idx, val_idx, line, rows = hold_out(keys, val_split, data_dir)
 
     def part(indices):
         return split_file, [ids[i] for i in indices], [annotations[i] for i in indices]
-    return (part(train_idx), part(val_idx), held_out_line(share, len(val_idx), len(keys), given),
-            assignment_rows([keys[i] for i in train_idx], [keys[i] for i in val_idx]))
+    return part(train_idx), part(val_idx), line, rows
 
 
 def voc_datasets(data_dir, train_transform=None, val_transform=None, train_split=None, val_split=None,
@@ -156,8 +155,7 @@ def voc_datasets(data_dir, train_transform=None, val_transform=None, train_split
         if val_split is not None and share is None:
             raise UserError(f"--val-split {val_split}: {data_dir} has no ImageSets/Main split files; give a share "
                             f"of the images (e.g. 0.1) or leave the flag out")
-        train, val, held_out, assignment = _split_by_hash(data_dir, share or DEFAULT_SHARE, share is not None,
-                                                          train_split)
+        train, val, held_out, assignment = _split_by_hash(data_dir, val_split, train_split)
         train_split, val_split = 'train', 'val'
     else:
         default_train, default_val = default_splits(data_dir)

@@ -9,12 +9,13 @@ A box's label file is the image's path with the last `images` folder turned into
 .txt; each line is `<class id> <x> <y> <w> <h>` (or a polygon after the id). Data without a validation split is
 split by a hash of the image paths (holdout.py, --val-split share).
 """
+import math
 import os
 
 import yaml
 
 from src_files.data.files import require_file
-from src_files.data.holdout import DEFAULT_SHARE, assignment_rows, held_out_line, split_by_hash, val_share
+from src_files.data.holdout import hold_out, val_share
 from src_files.data.image_list import ImageList, relative_ids
 from src_files.errors import UserError
 
@@ -77,8 +78,7 @@ def _images_of(entry, base, where):
     if path is None:
         raise UserError(f"{where}: '{entry}' not found (looked for {', '.join(candidates)}); {_HINT}")
     if os.path.isfile(path):
-        with open(path, encoding='utf-8') as f:
-            listed = [line.strip() for line in f if line.strip()]
+        listed = [line.strip() for line in _lines(path) if line.strip()]
         return [os.path.normpath(os.path.join(os.path.dirname(path), p)) for p in listed]
     found = [os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
              if name.lower().endswith(IMAGE_EXTENSIONS)]
@@ -95,25 +95,33 @@ def label_file(image_path):
     return os.path.splitext(os.sep.join(parts))[0] + '.txt'
 
 
+def _lines(path):
+    """The lines of a text file; a one-line error for one that is not UTF-8 text."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read {path} as text ({error}); {_HINT}") from None
+
+
 def read_labels(path, num_classes):
     """The sorted class ids of the boxes in a label file (none if it does not exist)."""
     if not os.path.isfile(path):
         return []
     ids = set()
-    with open(path, encoding='utf-8') as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                value = float(fields[0])
-            except ValueError:
-                value = -1.0
-            class_id = int(value)
-            if not 0 <= class_id < num_classes or value != class_id:
-                raise UserError(f"{path} line {number}: class id '{fields[0]}' is not one of 0 to "
-                                f"{num_classes - 1}; correct the label or the class list")
-            ids.add(class_id)
+    for number, line in enumerate(_lines(path), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            value = float(fields[0])
+        except ValueError:
+            value = -1.0
+        class_id = int(value) if math.isfinite(value) else -1
+        if not 0 <= class_id < num_classes or value != class_id:
+            raise UserError(f"{path} line {number}: class id '{fields[0]}' is not one of 0 to "
+                            f"{num_classes - 1}; correct the label or the class list")
+        ids.add(class_id)
     return sorted(ids)
 
 
@@ -131,8 +139,7 @@ def _layout(data):
         return os.path.normpath(base), _names(content, path), splits, os.path.basename(path)
     classes_file = os.path.join(data, 'classes.txt')
     require_file(classes_file, "YOLO class list", _HINT)
-    with open(classes_file, encoding='utf-8') as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = [line.strip() for line in _lines(classes_file) if line.strip()]
     images = os.path.join(data, 'images')
     split_dirs = {key: os.path.join(images, key) for key in ('train', 'val', 'test')
                   if os.path.isdir(os.path.join(images, key))}
@@ -161,13 +168,9 @@ def yolo_datasets(data, train_transform=None, val_transform=None, train_split=No
     if not train_paths:
         raise UserError(f"the YOLO training split of {data} holds no image; {_HINT}")
     if val_name is None:  # no validation images: a share of the training ones, by a hash of their paths
-        share = share or DEFAULT_SHARE
-        ids = relative_ids(train_paths, root)
-        train_idx, val_idx = split_by_hash(ids, share, data)
+        train_idx, val_idx, held_out, assignment = hold_out(relative_ids(train_paths, root), val_split, data)
         val_paths = [train_paths[i] for i in val_idx]
         train_paths = [train_paths[i] for i in train_idx]
-        held_out = held_out_line(share, len(val_idx), len(ids), val_split is not None)
-        assignment = assignment_rows([ids[i] for i in train_idx], [ids[i] for i in val_idx])
     else:
         val_paths = splits[val_name]
         if not val_paths:

@@ -90,24 +90,26 @@ class Labeller:
             return self.tuned
         return np.full(len(self.class_names), self.thr if thr is None else thr, dtype=np.float32)
 
-    def label(self, image, thr=None, tuned=False):
+    def label(self, image, thr=None, tuned=False, maps=False):
         """{'labels': [(name, probability)] above the thresholds, best first (at most top_k), 'scores': {name:
-        probability} of every class}. `image`: a file path or a PIL image."""
-        _, prob, _ = self._score(image)
+        probability} of every class}, with maps=True also 'maps': attention(...)'s list, from the same forward.
+        `image`: a file path or a PIL image."""
+        if maps and self.head is None:
+            raise UserError("attention maps need the PyTorch checkpoint of an ML-Decoder model (not an exported "
+                            "file, nor a model without the head)")
+        picture, prob, weights = self._score(image, attention=maps)
         keep = pick_labels(prob, self.thresholds(thr, tuned), self.top_k)
-        return {'labels': [(self.class_names[k], float(prob[k])) for k in keep],
-                'scores': {name: float(p) for name, p in zip(self.class_names, prob)}}
+        result = {'labels': [(self.class_names[k], float(prob[k])) for k in keep],
+                  'scores': {name: float(p) for name, p in zip(self.class_names, prob)}}
+        if maps:
+            result['maps'] = [(overlay(picture, weights[q]), f"{self.class_names[k]} {prob[k]:.2f}")
+                              for k, q in zip(keep, class_queries(self.head, keep))]
+        return result
 
     def attention(self, image, thr=None, tuned=False):
         """[(the image with a label's attention map over it, 'name probability')] for each label (the head's own
         cross-attention, as infer.py --save-attention draws it)."""
-        if self.head is None:
-            raise UserError("attention maps need the PyTorch checkpoint of an ML-Decoder model (not an exported "
-                            "file, nor a model without the head)")
-        picture, prob, maps = self._score(image, attention=True)
-        keep = pick_labels(prob, self.thresholds(thr, tuned), self.top_k)
-        queries = class_queries(self.head, keep)
-        return [(overlay(picture, maps[q]), f"{self.class_names[k]} {prob[k]:.2f}") for k, q in zip(keep, queries)]
+        return self.label(image, thr, tuned, maps=True)['maps']
 
     def card(self):
         """The model's card: what the checkpoint records, as (field, value) rows."""

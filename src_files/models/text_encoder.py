@@ -19,6 +19,7 @@ Encoders (--text-encoder):
 `TextEncoder.record()` is what a checkpoint keeps (kind, file, its SHA-256, architecture, templates, width), so
 that infer.py / validate.py / export.py rebuild the same queries from the same file (`from_record`).
 """
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from src_files.errors import UserError
+from src_files.errors import UserError, why_torch_load_failed
 from src_files.safe_load import torch_load
 
 PROMPTS = ('a photo of a {}.', 'a bad photo of a {}.', 'a photo of the large {}.', 'a photo of the small {}.',
@@ -57,9 +58,15 @@ class TextEncoder:
 
 
 def file_sha256(path):
-    """SHA-256 of a file (a folder: of its open_clip weights file)."""
+    """SHA-256 of a file (a folder: of its open_clip weights file); computed once per version of the file."""
     if os.path.isdir(path):
         path = _weights_in(path)
+    stat = os.stat(path)
+    return _sha256(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path, size, mtime_ns):
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 22), b''):
@@ -92,8 +99,11 @@ def read_prompts(path):
     """Templates from a file, one per line, each with one '{}' where the class name goes."""
     if not os.path.isfile(path):
         raise UserError(f"prompt file not found: {path} (one template per line, e.g. 'a photo of a {{}}.')")
-    with open(path, encoding='utf-8') as f:
-        templates = tuple(line.strip() for line in f if line.strip())
+    try:
+        with open(path, encoding='utf-8') as f:
+            templates = tuple(line.strip() for line in f if line.strip())
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read the prompts in {path}: {error}") from None
     bad = [t for t in templates if t.count('{}') != 1]
     if not templates or bad:
         raise UserError(f"{path}: every line must hold one '{{}}' where the class name goes"
@@ -234,7 +244,11 @@ def _from_matrix(names, encoder):
         except (OSError, ValueError) as error:
             raise UserError(f"cannot read {encoder.path} as a .npy matrix ({error})") from None
     else:
-        value = torch_load(encoder.path)  # (tensors only: never code)
+        try:
+            value = torch_load(encoder.path)  # (tensors only: never code)
+        except Exception as error:  # noqa: BLE001 - torch.load raises many types on a foreign file
+            raise UserError(f"cannot read {encoder.path} as a matrix of class vectors "
+                            f"({why_torch_load_failed(encoder.path, error)})") from None
         tensors = [value] if isinstance(value, torch.Tensor) else [
             v for v in (value.values() if isinstance(value, dict) else []) if isinstance(v, torch.Tensor)]
         if len(tensors) != 1:
@@ -252,20 +266,27 @@ def _from_matrix(names, encoder):
     return rows[[index[n] for n in names]]
 
 
-def _from_open_clip(names, encoder):
+@functools.lru_cache(maxsize=1)
+def _open_clip(path, arch, sha256):
+    """(model in eval mode, tokenizer) of an open_clip folder or ARCH + checkpoint file, loaded once per file."""
     try:
         import open_clip  # (only for this encoder: an optional, heavy import)
     except ImportError:
         raise UserError("open_clip text encoders need the open_clip_torch package: pip install open_clip_torch") \
             from None
     os.environ.setdefault('HF_HUB_OFFLINE', '1')  # (local files only)
-    if encoder.arch:
-        model = open_clip.create_model(encoder.arch, pretrained=encoder.path)
-        tokenizer = open_clip.get_tokenizer(encoder.arch)
-    else:
-        model = open_clip.create_model('local-dir:' + encoder.path)
-        tokenizer = open_clip.get_tokenizer('local-dir:' + encoder.path)
-    model.eval()
+    name = arch or 'local-dir:' + path
+    try:
+        model = open_clip.create_model(name, pretrained=path if arch else None)
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as error:  # noqa: BLE001 - a foreign model file fails in many ways
+        raise UserError(f"cannot load the open_clip model {arch + ' ' if arch else ''}{path}: "
+                        f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}") from None
+    return model.eval(), tokenizer
+
+
+def _from_open_clip(names, encoder):
+    model, tokenizer = _open_clip(encoder.path, encoder.arch, encoder.sha256)
     rows = []
     with torch.no_grad():
         for name in names:

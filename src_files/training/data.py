@@ -57,9 +57,7 @@ def load_data(settings, info):
                                                                                                    uint8),
                            train_split=data.train_split, val_split=data.val_split, val_csv=data.val_csv,
                            label_sep=data.label_sep)
-    checked = ''
-    if check.wanted(data.check_images, splits):
-        splits, checked = check.check_images(splits, data.workers, data.skip_bad_images)
+    splits, checked = check.check_if_wanted(data.check_images, splits, data.workers, data.skip_bad_images)
     train_set, val_set = splits.train, splits.val
     if train_set.class_names != val_set.class_names:
         raise UserError(f"the training and validation splits of {data.root} list different classes")

@@ -1,8 +1,9 @@
 """Zero-shot training: the class queries built from the class names by a text encoder (--text-encoder), and the
 query augmentation the paper proposes for generalising to unseen classes (off by default: the published recipe).
 
-- `text_queries(names, data)`: the names' vectors [d, C] (update_wordvecs' layout) and the encoder's record,
-  which best.pth keeps so that infer.py / validate.py / export.py rebuild the same queries for any names;
+- `text_encoder(data)`: the TextEncoder of --text-encoder (None without the flag), whose record best.pth keeps so
+  that infer.py / validate.py / export.py rebuild the same queries for any names; `queries(names, encoder)`: the
+  names' vectors [d, C] (update_wordvecs' layout);
 - `zero_shot_task(task, settings)`: train.py --zsl 1 on any multi-label layout: one query per class of the data;
 - `QueryDrop` (--query-drop P): each step leaves out each class's query with probability P. ML-Decoder's queries
   do not attend to each other, so leaving a query out is leaving its class's terms out of the loss;
@@ -17,17 +18,22 @@ from src_files.ml_decoder.ml_decoder import update_wordvecs
 from src_files.models.text_encoder import encode_names, parse_text_encoder
 
 
-def text_queries(names, data):
-    """([d, C] vectors of `names`, the encoder's record) through data.text_encoder (+ text_names, prompts)."""
-    encoder = parse_text_encoder(data.text_encoder, data.text_names, data.prompts)
-    vectors = encode_names(names, encoder)
-    return vectors.t().contiguous(), encoder.record(vectors.shape[1])
+def text_encoder(data):
+    """The TextEncoder of data.text_encoder (+ text_names, prompts), None without one."""
+    return parse_text_encoder(data.text_encoder, data.text_names, data.prompts) if data.text_encoder else None
+
+
+def queries(names, encoder):
+    """[d, C] query vectors of `names` (update_wordvecs' layout)."""
+    return encode_names(names, encoder).t().contiguous()
 
 
 def zero_shot_task(task, settings):
     """(task, settings) of train.py --zsl 1: the data's class names as queries; the head gets one query per class
     (unless --num-of-groups says otherwise) as wide as the encoder's vectors."""
-    vectors, record = text_queries(task.class_names, settings.data)
+    encoder = text_encoder(settings.data)
+    vectors = queries(task.class_names, encoder)
+    record = encoder.record(vectors.shape[0])
     model = settings.model
     groups = len(task.class_names) if model.num_of_groups in (None, -1) else model.num_of_groups
     settings = dataclasses.replace(settings, model=dataclasses.replace(model, query_dim=int(vectors.shape[0]),
