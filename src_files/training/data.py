@@ -82,7 +82,8 @@ def load_data(settings, info):
         meta['recipe'] = settings.optim.recipe
     if list(splits.display_names) != list(splits.class_names):
         meta['display_names'] = list(splits.display_names)
-    task = TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate, split_rows=splits.assignment,
+    task = TrainTask(train_set=train_set, class_names=train_set.class_names, evaluate=evaluate,
+                     split_rows=splits.assignment,
                      title=f"{model.model_name} {model.image_size}px, {num_classes} classes", meta=meta,
                      kind=splits.task, metric_name='top1' if single else 'mAP',
                      extra_curves=('top5',) if single else (),
